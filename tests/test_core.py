@@ -1,0 +1,221 @@
+"""Settings, artifact store, state database and the stage runner's bookkeeping."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from textbook.config import ConfigError, load_settings
+from textbook.context import Context
+from textbook.records import UnsafeIdError, Video, check_video_id
+from textbook.runner import StageFailed, run_stage
+from textbook.stages.base import StageResult, stage
+from textbook.state import StateDB
+from textbook.store import LocalStore, check_key
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+def test_settings_file_then_env_then_overrides(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data_root: /srv/x\nkeyframes:\n  ssim_threshold: 0.5\n  fps: 2\n")
+    s = load_settings(cfg, environ={"TEXTBOOK_KEYFRAMES__FPS": "3", "TEXTBOOK_EXPORT__SINGLE_JSON": "yes"})
+    assert s.data_root == "/srv/x"
+    assert s.keyframes.ssim_threshold == 0.5
+    assert s.keyframes.fps == 3.0
+    assert s.export.single_json is True
+    s2 = load_settings(cfg, environ={}, keyframes={"fps": 5})
+    assert s2.keyframes.fps == 5.0 and s2.keyframes.ssim_threshold == 0.5
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("keyframes:\n  ssim_treshold: 0.5\n", "ssim_treshold"),
+    ("keyframes:\n  fps: fast\n", "keyframes.fps"),
+    ("- a\n- b\n", "mapping"),
+    ("keyframes: [1, 2\n", "not valid YAML"),
+])
+def test_bad_config_names_the_key(tmp_path, text, needle):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=needle) as err:
+        load_settings(cfg, environ={})
+    assert "bad.yaml" in str(err.value)
+
+
+def test_env_typo_is_an_error():
+    with pytest.raises(ConfigError, match="nope"):
+        load_settings(environ={"TEXTBOOK_NOPE": "1"})
+
+
+def test_section_hash_changes_only_with_its_section():
+    a = load_settings(environ={})
+    b = a.replace(keyframes={"ssim_threshold": 0.5})
+    assert a.section_hash("ocr") == b.section_hash("ocr")
+    assert a.section_hash("keyframes") != b.section_hash("keyframes")
+
+
+# -- ids and keys -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("vid", ["-abc_DEF12", "dQw4w9WgXcQ", "a"])
+def test_youtube_like_ids_are_safe(vid):
+    assert check_video_id(vid) == vid
+
+
+@pytest.mark.parametrize("vid", ["../etc", "a/b", "a b", "", ".", "..", "x;rm -rf", "é"])
+def test_unsafe_ids_are_refused(vid):
+    with pytest.raises(UnsafeIdError):
+        check_video_id(vid)
+    with pytest.raises(UnsafeIdError):
+        Video(video_id=vid, url="http://x")
+
+
+@pytest.mark.parametrize("key", ["../x", "/abs", "a//b", "a/./b", "a/../b", "a b"])
+def test_store_keys_cannot_leave_root(key):
+    with pytest.raises(ValueError):
+        check_key(key)
+
+
+# -- local store --------------------------------------------------------------------------------
+
+def test_local_store_roundtrip_and_checksums(tmp_path):
+    store = LocalStore(tmp_path / "s")
+    ref = store.put_json("videos/a/x.json", {"b": 1})
+    assert store.get_json("videos/a/x.json") == {"b": 1}
+    assert store.checksum(ref.key) == ref.sha256
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"z" * 1000)
+    ref2 = store.put_file("videos/a/f.bin", src)
+    assert ref2.size == 1000
+    with store.local_path("videos/a/f.bin") as p:
+        assert p.read_bytes() == b"z" * 1000
+    assert list(store.list("videos/a")) == ["videos/a/f.bin", "videos/a/x.json"]
+
+
+def test_local_store_write_is_atomic(tmp_path):
+    """A write that dies half-way leaves the old artifact intact and no temp file behind."""
+    store = LocalStore(tmp_path / "s")
+    store.put_bytes("k/a.txt", b"old")
+
+    class Boom(Exception):
+        pass
+
+    def bad_write(tmp: Path) -> None:
+        tmp.write_bytes(b"partial")
+        raise Boom
+
+    with pytest.raises(Boom):
+        store._atomic("k/a.txt", bad_write)
+    assert store.get_bytes("k/a.txt") == b"old"
+    assert [p.name for p in (tmp_path / "s" / "k").iterdir()] == ["a.txt"]
+
+
+# -- state database -----------------------------------------------------------------------------
+
+class KP:
+    def __init__(self, kp_id: str) -> None:
+        self.id, self.subject, self.course, self.sub_course = kp_id, "s", "c", "sc"
+        self.name, self.path, self.query, self.level = kp_id, f"S / C / SC / {kp_id}", kp_id, 3
+
+
+def _db_roundtrip(db: StateDB) -> None:
+    db.create_schema()
+    db.upsert_knowledge_points([KP("k1"), KP("k2")])
+    assert db.add_video(Video("v1", "http://a/v1", search_keyword="q1"), "k1") is True
+    assert db.add_video(Video("v1", "http://a/v1", search_keyword="q2"), "k2") is False  # same video, new link
+    assert [link.kp_id for link in db.links("v1")] == ["k1", "k2"]
+    assert [v.video_id for v in db.videos(kp_ids=["k2"])] == ["v1"]
+    assert db.claim("v1", "download", "h1") is True
+    assert db.claim("v1", "download", "h1") is False  # held by a live worker
+    db.finish("v1", "download", "failed", error="http_500: boom")
+    assert db.claim("v1", "download", "h1") is True  # a failed run may be claimed again
+    db.finish("v1", "download", "done", artifacts=[{"key": "k", "sha256": "x", "size": 1}], result={"n": 1})
+    run = db.run("v1", "download")
+    assert (run.status, run.attempts, run.result, run.error) == ("done", 2, {"n": 1}, "")
+
+
+def test_state_on_sqlite(tmp_path):
+    _db_roundtrip(StateDB(f"sqlite:///{tmp_path}/s.db"))
+
+
+def test_state_on_postgres(pg_url):
+    db = StateDB(pg_url)
+    _db_roundtrip(db)
+    db.engine.dispose()
+
+
+def _race(db: StateDB, n: int) -> list[bool]:
+    """n threads (own connections) try to claim the same run at once: exactly one may win."""
+    barrier = threading.Barrier(n)
+    wins: list[bool] = []
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        wins.append(db.claim("v1", "keyframes", "h", worker=f"w{i}"))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return wins
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_concurrent_claims_have_one_winner(backend, tmp_path, request):
+    url = f"sqlite:///{tmp_path}/s.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    db = StateDB(url)
+    db.create_schema()
+    db.add_video(Video("v1", "http://a/v1"))
+    assert sorted(_race(db, 8)) == [False] * 7 + [True]
+    db.finish("v1", "keyframes", "failed", error="x")
+    assert sorted(_race(db, 8)) == [False] * 7 + [True]
+    db.engine.dispose()
+
+
+# -- runner -------------------------------------------------------------------------------------
+
+calls: list[str] = []
+
+
+@stage("probe_stage", sections=("keyframes",))
+def probe_stage(video: Video, ctx: Context) -> StageResult:
+    calls.append(video.video_id)
+    if video.title == "bad":
+        raise ValueError("corrupt input")
+    ref = ctx.store.put_json(f"videos/{video.video_id}/probe.json", {"ok": True})
+    return StageResult(artifacts=[ref], summary={"n": 1}, filtered="too_short" if video.title == "short" else "")
+
+
+def test_runner_skips_finished_work_and_reruns_on_config_change(ctx):
+    calls.clear()
+    ctx.db.add_video(Video("v1", "http://a/v1"))
+    assert run_stage(probe_stage, "v1", ctx).status == "done"
+    assert run_stage(probe_stage, "v1", ctx).status == "cached"
+    assert calls == ["v1"]
+    other = ctx.settings.replace(ocr={"language": "deu"})  # a section this stage does not read
+    assert run_stage(probe_stage, "v1", Context(other, ctx.store, ctx.db)).status == "cached"
+    changed = ctx.settings.replace(keyframes={"ssim_threshold": 0.5})
+    assert run_stage(probe_stage, "v1", Context(changed, ctx.store, ctx.db)).status == "done"
+    assert calls == ["v1", "v1"]
+    run = ctx.db.run("v1", "probe_stage")
+    assert run.artifacts[0]["key"] == "videos/v1/probe.json" and run.artifacts[0]["sha256"]
+
+
+def test_runner_records_failure_and_filter(ctx):
+    ctx.db.add_video(Video("bad1", "http://a/bad1", title="bad"))
+    ctx.db.add_video(Video("short1", "http://a/short1", title="short"))
+    with pytest.raises(StageFailed, match="corrupt input"):
+        run_stage(probe_stage, "bad1", ctx)
+    row = ctx.db.video("bad1")
+    assert row.status == "failed" and "ValueError: corrupt input" in row.reason
+    assert ctx.db.run("bad1", "probe_stage").error == "ValueError: corrupt input"
+    out = run_stage(probe_stage, "short1", ctx)
+    assert out.filtered and ctx.db.video("short1").status == "filtered"
+    assert ctx.db.video("short1").reason == "too_short"
+
+
+def test_runner_refuses_unknown_video(ctx):
+    with pytest.raises(StageFailed, match="unknown video"):
+        run_stage(probe_stage, "nope", ctx)

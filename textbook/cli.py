@@ -1,0 +1,228 @@
+"""The ``textbook`` command: run, demo, status, retry, export, validate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm import tqdm
+
+from textbook.config import ConfigError, load_settings
+from textbook.context import Context
+
+log = logging.getLogger("textbook")
+
+
+class CliError(RuntimeError):
+    """A one-line reason the command could not do its work."""
+
+
+def _context(args: argparse.Namespace, **overrides: Any) -> Context:
+    return Context.from_settings(load_settings(args.config, **overrides))
+
+
+def _select(ctx: Context, args: argparse.Namespace) -> list:
+    tax = ctx.taxonomy
+    if getattr(args, "all", False):
+        return list(tax.knowledge_points)
+    kps = []
+    for kp_id in args.kp or []:
+        kps.append(tax.get(kp_id))
+    for subject in args.subject or []:
+        kps += tax.select(subject=subject)
+    if not kps:
+        raise CliError("name what to run: --kp ID, --subject ID or --all")
+    return list(dict.fromkeys(kps))
+
+
+def _source_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    search: dict[str, Any] = {}
+    if args.source:
+        search["source"] = args.source
+    if args.urls_file:
+        search.update(source=args.source or "urls", urls_file=str(Path(args.urls_file).resolve()))
+    if args.local_dir:
+        search.update(source=args.source or "local", local_dir=str(Path(args.local_dir).resolve()))
+    return {"search": search} if search else {}
+
+
+def collect_and_run(ctx: Context, kps: list, limit: int | None) -> dict[str, str]:
+    """Search each knowledge point, then run every linked video through every stage."""
+    from textbook.collect import discover, linked_videos
+    from textbook.pipeline import run_videos
+
+    for kp in tqdm(kps, desc="search", unit="kp", disable=len(kps) < 2):
+        discover(kp, ctx, limit)
+    video_ids = linked_videos(ctx, [kp.id for kp in kps])
+    with tqdm(total=len(video_ids), desc="videos", unit="video") as bar:
+        return run_videos(video_ids, ctx, progress=lambda vid, status: (bar.set_postfix_str(f"{vid}: {status}"),
+                                                                         bar.update()))
+
+
+def _print_outcome(final: dict[str, str], ctx: Context) -> None:
+    counts: dict[str, int] = {}
+    for status in final.values():
+        counts[status] = counts.get(status, 0) + 1
+    print("videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for vid, status in final.items():
+        if status in ("failed", "filtered"):
+            print(f"  {vid}: {status}: {ctx.db.video(vid).reason}")
+
+
+def _export(ctx: Context, kp_ids: list[str] | None) -> None:
+    from textbook.export import export_dataset
+
+    summary = export_dataset(ctx, kp_ids)
+    print(f"dataset: {summary.root} ({summary.samples} samples, {summary.images} images, {summary.videos} videos)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    ctx = _context(args, **_source_overrides(args))
+    kps = _select(ctx, args)
+    final = collect_and_run(ctx, kps, args.limit)
+    _print_outcome(final, ctx)
+    if not args.no_export:
+        _export(ctx, None)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from textbook.demo import run_demo
+
+    settings = load_settings(args.config)
+    run_demo(settings, port=args.port)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    if args.video:
+        row = ctx.db.video(args.video)
+        if row is None:
+            raise CliError(f"unknown video {args.video!r}")
+        print(f"{row.video_id}  {row.status}  {row.reason}  {row.url}")
+        for run in ctx.db.runs(row.video_id):
+            secs = f"{run.seconds:.1f}s" if run.seconds is not None else "-"
+            print(f"  {run.stage:<14}{run.status:<9}attempts={run.attempts:<3}{secs:>8}  {run.error or ''}")
+        return 0
+    kp_ids = args.kp or None
+    rows = ctx.db.videos(kp_ids=kp_ids, status="failed" if args.failed else None)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    print(f"{len(rows)} videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for row in rows:
+        kps = ",".join(link.kp_id for link in ctx.db.links(row.video_id))
+        print(f"  {row.video_id:<24}{row.status:<10}{kps}  {row.reason}")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from textbook.pipeline import run_video
+    from textbook.runner import StageFailed
+
+    ctx = _context(args)
+    for vid in args.video_id:
+        row = ctx.db.video(vid)
+        if row is None:
+            raise CliError(f"unknown video {vid!r}")
+        failed = [r.stage for r in ctx.db.runs(vid) if r.status == "failed"]
+        if not failed and row.status != "failed":
+            print(f"{vid}: {row.status}, nothing to retry")
+            continue
+        try:
+            run_video(vid, ctx)
+        except StageFailed as exc:
+            print(f"{vid}: failed again: {exc.stage}: {exc.reason}")
+            continue
+        print(f"{vid}: {ctx.db.video(vid).status}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    kp_ids = None
+    if args.kp or args.subject:
+        kp_ids = [kp.id for kp in _select(ctx, args)]
+    _export(ctx, kp_ids)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from textbook.export import validate_dataset
+
+    root = Path(args.root) if args.root else load_settings(args.config).export_root
+    problems = validate_dataset(root)
+    for p in problems:
+        print(p)
+    if problems:
+        raise CliError(f"{root}: {len(problems)} problem(s)")
+    print(f"{root}: valid")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="textbook", description=__doc__)
+    p.add_argument("--config", help="YAML settings file (default $TEXTBOOK_CONFIG; TEXTBOOK_* variables override)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def selection(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--kp", action="append", help="knowledge point id (repeatable)")
+        sp.add_argument("--subject", action="append", help="subject id (repeatable)")
+
+    run = sub.add_parser("run", help="search, process and export knowledge points")
+    selection(run)
+    run.add_argument("--all", action="store_true", help="every knowledge point of the taxonomy")
+    run.add_argument("--source", choices=["youtube", "urls", "local"])
+    run.add_argument("--urls-file")
+    run.add_argument("--local-dir")
+    run.add_argument("--limit", type=int, help="videos per knowledge point (default search.max_results)")
+    run.add_argument("--no-export", action="store_true")
+    run.set_defaults(fn=cmd_run)
+
+    demo = sub.add_parser("demo", help="render the demo course, serve it on 127.0.0.1 and run it end to end")
+    demo.add_argument("--port", type=int, default=8765)
+    demo.set_defaults(fn=cmd_demo)
+
+    status = sub.add_parser("status", help="progress per knowledge point and per video, with failure reasons")
+    status.add_argument("--kp", action="append")
+    status.add_argument("--video")
+    status.add_argument("--failed", action="store_true")
+    status.set_defaults(fn=cmd_status)
+
+    retry = sub.add_parser("retry", help="run failed videos again from their failed stage")
+    retry.add_argument("video_id", nargs="+")
+    retry.set_defaults(fn=cmd_retry)
+
+    export = sub.add_parser("export", help="write the dataset (FORMAT.md) from finished videos")
+    selection(export)
+    export.set_defaults(fn=cmd_export)
+
+    validate = sub.add_parser("validate", help="check a written dataset against FORMAT.md")
+    validate.add_argument("root", nargs="?")
+    validate.set_defaults(fn=cmd_validate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except (CliError, ConfigError) as exc:
+        print(f"textbook: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # any other failure: one line, not a traceback (use -v for details)
+        if args.verbose:
+            raise
+        print(f"textbook: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""One settings object for the whole pipeline.
+
+Read from an optional YAML file, then overridden by ``TEXTBOOK_*`` environment variables
+(``TEXTBOOK_DATA_ROOT``, ``TEXTBOOK_KEYFRAMES__SSIM_THRESHOLD=0.8``: a double underscore steps
+into a section). Each stage hashes only the sections it reads, so changing one knob re-runs the
+stages it affects and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+ENV_PREFIX = "TEXTBOOK_"
+
+
+class ConfigError(ValueError):
+    """A configuration file or variable is malformed; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    kind: str = "local"  # local | s3
+    root: str = ""  # local: folder (default <data_root>/artifacts); s3: key prefix
+    bucket: str = ""
+    endpoint_url: str = ""
+    region: str = ""
+    path_style: bool = False
+    aws_conn_id: str = ""  # Airflow connection holding credentials (distributed deployments)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    source: str = "youtube"  # youtube | urls | local
+    urls_file: str = ""  # urls source: one URL per line ('#' comments)
+    local_dir: str = ""  # local source: a folder of media files (captions beside them as <stem>.<lang>.vtt)
+    max_results: int = 50
+    # yt-dlp URL used to search; {n} and {query} are filled in. Any yt-dlp playlist URL works.
+    url_template: str = "ytsearch{n}:{query}"
+    min_duration: float = 10.0  # metadata filter: the paper drops videos under 10 s
+    max_duration: float = 4 * 3600.0
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    max_height: int = 720
+    caption_languages: tuple[str, ...] = ("en",)
+    sleep_interval: float = 0.0
+    max_sleep_interval: float = 0.0
+    rate_limit: str = ""  # e.g. "2M"; empty for unlimited
+    retries: int = 5
+    retry_backoff: float = 2.0  # seconds, doubled at each retry
+    socket_timeout: float = 30.0
+    cookies_file: str = ""
+    proxy: str = ""
+    max_filesize: str = "2G"
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    sample_rate: int = 16000
+
+
+@dataclass(frozen=True)
+class TranscriptSettings:
+    prefer_captions: bool = True
+    allow_auto_captions: bool = True
+    asr_backend: str = "pocketsphinx"  # pocketsphinx | faster_whisper | whisperx
+    asr_model: str = ""  # model folder (faster_whisper) or name (whisperx)
+    device: str = "cpu"
+    compute_type: str = "int8"
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    min_duration: float = 10.0
+    min_tokens: int = 20
+    silence_dbfs: float = -50.0  # mean loudness under this is silent
+    english_min_confidence: float = 0.5
+    max_repetition: float = 0.5  # share of repeated word 3-grams above which a transcript is repetitive
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    backend: str = "none"  # none | openai (any OpenAI-compatible endpoint: vLLM, TGI, llama.cpp)
+    endpoint: str = ""  # OpenAI-compatible base URL, e.g. http://vllm:8000/v1
+    model: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    min_score: float = 0.0  # videos scored below this are filtered (0 keeps all)
+    timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    min_seconds: float = 10.0
+    max_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class KeyframeSettings:
+    fps: float = 1.0
+    compare_width: int = 256
+    ssim_threshold: float = 0.96
+    image_max_height: int = 720
+    jpeg_quality: int = 90
+    reset_per_clip: bool = False
+    keep_sampled_frames: bool = True
+    sample_width: int = 160
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    backend: str = "tesseract"
+    language: str = "eng"
+    min_confidence: float = 60.0
+    dedup_ratio: float = 0.9
+
+
+@dataclass(frozen=True)
+class VisualFilterSettings:
+    backend: str = "heuristic"  # heuristic (OpenCV faces + MiniLM relatedness) | none
+    face_area_ratio: float = 0.04
+    min_ocr_chars: int = 8
+    relatedness_threshold: float = 0.1
+    blank_std: float = 6.0
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    root: str = ""  # default <data_root>/dataset
+    token_budget: int = 4096
+    image_tokens: int = 576
+    end_of_video: str = "<|end_of_video|>"
+    shard_size: int = 1000
+    seed: int = 42
+    curriculum: bool = False
+    absolute_paths: bool = False
+    single_json: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_root: str = "data"
+    database_url: str = ""  # default sqlite:///<data_root>/state.db
+    taxonomy_dir: str = ""  # default: the taxonomy shipped with the package
+    store: StoreSettings = field(default_factory=StoreSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    download: DownloadSettings = field(default_factory=DownloadSettings)
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    transcript: TranscriptSettings = field(default_factory=TranscriptSettings)
+    filters: FilterSettings = field(default_factory=FilterSettings)
+    refine: RefineSettings = field(default_factory=RefineSettings)
+    clips: ClipSettings = field(default_factory=ClipSettings)
+    keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
+    ocr: OcrSettings = field(default_factory=OcrSettings)
+    visual_filter: VisualFilterSettings = field(default_factory=VisualFilterSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_root).expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'state.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return Path(self.store.root).expanduser().resolve() if self.store.root else self.data_path / "artifacts"
+
+    @property
+    def export_root(self) -> Path:
+        return Path(self.export.root).expanduser().resolve() if self.export.root else self.data_path / "dataset"
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of the named sections, used to notice when a stage's knobs changed."""
+        payload = {name: dataclasses.asdict(getattr(self, name)) for name in sections}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with top-level fields or whole sections (as dicts of overrides) replaced."""
+        return _build(Settings, _merge(self.to_dict(), changes), "settings")
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).strip().lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if hint in (int, float):
+            if isinstance(value, bool):
+                raise ValueError(f"not a number: {value!r}")
+            return hint(value)
+        if hint is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError(f"not a string: {value!r}")
+            return "" if value is None else str(value)
+        if origin is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(v).strip() for v in items if str(v).strip())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if origin in (types.UnionType, typing.Union):
+        return value
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value or {}, f"{where}.{name}")
+        else:
+            kwargs[name] = _coerce(value, hint, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "TEXTBOOK_CONFIG":
+            continue
+        path = key[len(ENV_PREFIX):].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Settings from ``path`` (or ``$TEXTBOOK_CONFIG``), then the environment, then ``overrides``."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("TEXTBOOK_CONFIG")
+    data: dict[str, Any] = {}
+    where = "settings"
+    if path:
+        where = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at top level")
+        data = loaded
+    data = _merge(data, _env_overrides(environ))
+    data = _merge(data, overrides)
+    return _build(Settings, data, where)

@@ -1,0 +1,76 @@
+"""The ordered stages of the paper's pipeline, and a runner for one video end to end."""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from textbook.context import Context
+from textbook.runner import Outcome, StageFailed, run_stage
+from textbook.stages import audio, clips, download, filters, keyframes, ocr, refine, transcript, visual_filter
+from textbook.stages.base import Stage
+
+log = logging.getLogger(__name__)
+
+STAGES: tuple[Stage, ...] = (
+    download.STAGE,
+    audio.STAGE,
+    transcript.STAGE,
+    filters.STAGE,
+    refine.STAGE,
+    clips.STAGE,
+    keyframes.STAGE,
+    ocr.STAGE,
+    visual_filter.STAGE,
+)
+_BY_NAME = {s.name: s for s in STAGES}
+
+
+def stage_by_name(name: str) -> Stage:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown stage {name!r}; stages: {', '.join(_BY_NAME)}") from None
+
+
+def complete_video(video_id: str, ctx: Context) -> str:
+    """Set the video's final status from its stage runs: done, filtered, or failed."""
+    runs = {r.stage: r for r in ctx.db.runs(video_id)}
+    for s in STAGES:
+        run = runs.get(s.name)
+        if run is None or run.status == "running":
+            return ctx.db.video(video_id).status
+        if run.status == "failed":
+            ctx.db.set_video_status(video_id, "failed", f"{s.name}: {run.error}")
+            return "failed"
+        if run.result.get("filtered"):
+            ctx.db.set_video_status(video_id, "filtered", run.result["filtered"])
+            return "filtered"
+    ctx.db.set_video_status(video_id, "done")
+    return "done"
+
+
+def run_video(video_id: str, ctx: Context, stages: Iterable[Stage] = STAGES) -> list[Outcome]:
+    """Run every stage on one video in order; a failure is recorded and re-raised as StageFailed."""
+    outcomes = []
+    for s in stages:
+        outcome = run_stage(s, video_id, ctx)
+        outcomes.append(outcome)
+        if outcome.filtered or outcome.status == "skipped":
+            break
+    complete_video(video_id, ctx)
+    return outcomes
+
+
+def run_videos(video_ids: list[str], ctx: Context, progress=None) -> dict[str, str]:  # noqa: ANN001
+    """Run many videos; one failing never stops the others. Returns video id -> final status."""
+    final: dict[str, str] = {}
+    for vid in video_ids:
+        try:
+            run_video(vid, ctx)
+        except StageFailed as exc:
+            log.warning("%s", exc)
+        final[vid] = ctx.db.video(vid).status
+        if progress is not None:
+            progress(vid, final[vid])
+    return final

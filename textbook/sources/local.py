@@ -1,0 +1,27 @@
+"""A folder of media files; captions may sit beside a file as ``<stem>.<lang>.vtt`` or ``.srt``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textbook.records import Video
+from textbook.sources.base import SourceError, dedup, safe_id_from_url
+
+MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"}
+
+
+class LocalSource:
+    name = "local"
+
+    def __init__(self, folder: str) -> None:
+        if not folder:
+            raise SourceError("search.local_dir is not set (the local source needs a folder of media files)")
+        self.folder = Path(folder).resolve()
+
+    def search(self, query: str, limit: int) -> list[Video]:
+        if not self.folder.is_dir():
+            raise SourceError(f"local source folder {self.folder} does not exist")
+        files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file())
+        videos = [Video(video_id=safe_id_from_url(p.as_uri()), url=p.as_uri(), source=self.name, title=p.stem,
+                        search_keyword=query, rank=i + 1) for i, p in enumerate(files)]
+        return dedup(videos)[:limit]

@@ -1,0 +1,121 @@
+"""yt-dlp, configured once: the options users need against YouTube's limits, and error reasons."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any, Callable, TypeVar
+
+import yt_dlp
+from yt_dlp.utils import DownloadError, parse_bytes
+
+from textbook.config import DownloadSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class FetchError(RuntimeError):
+    """yt-dlp could not fetch something; ``reason`` is a short code (http_500, unavailable, too_big...)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def transient(self) -> bool:
+        return self.reason in ("timeout", "network") or bool(re.fullmatch(r"http_(5\d\d|429)", self.reason))
+
+
+class _Quiet:
+    """Send yt-dlp's messages to our logger instead of the terminal."""
+
+    def debug(self, msg: str) -> None:
+        log.debug(msg)
+
+    def info(self, msg: str) -> None:
+        log.debug(msg)
+
+    def warning(self, msg: str) -> None:
+        log.info(msg)
+
+    def error(self, msg: str) -> None:
+        log.info(msg)
+
+
+def base_options(cfg: DownloadSettings) -> dict[str, Any]:
+    opts: dict[str, Any] = {
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "logger": _Quiet(),
+        "socket_timeout": cfg.socket_timeout,
+        "retries": cfg.retries,
+        "fragment_retries": cfg.retries,
+        "retry_sleep_functions": {"http": lambda n: cfg.retry_backoff * 2 ** n,
+                                  "fragment": lambda n: cfg.retry_backoff * 2 ** n},
+    }
+    if cfg.sleep_interval:
+        opts["sleep_interval"] = cfg.sleep_interval
+        opts["max_sleep_interval"] = max(cfg.max_sleep_interval, cfg.sleep_interval)
+    if cfg.rate_limit:
+        opts["ratelimit"] = _bytes(cfg.rate_limit, "download.rate_limit")
+    if cfg.max_filesize:
+        opts["max_filesize"] = _bytes(cfg.max_filesize, "download.max_filesize")
+    if cfg.cookies_file:
+        opts["cookiefile"] = cfg.cookies_file
+    if cfg.proxy:
+        opts["proxy"] = cfg.proxy
+    return opts
+
+
+def _bytes(text: str, key: str) -> int:
+    value = parse_bytes(text)
+    if value is None:
+        raise ValueError(f"{key}: not a size: {text!r} (e.g. 500K, 2M, 1G)")
+    return int(value)
+
+
+def classify(exc: BaseException) -> FetchError:
+    """Turn yt-dlp's message into a short reason a person can act on."""
+    msg = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).replace("ERROR: ", "").strip()
+    if m := re.search(r"HTTP Error (\d{3})", msg):
+        return FetchError(f"http_{m.group(1)}", msg)
+    lowered = msg.lower()
+    for needle, reason in (("timed out", "timeout"), ("unavailable", "unavailable"), ("private video", "unavailable"),
+                           ("removed", "unavailable"), ("sign in", "login_required"), ("unsupported url", "unsupported"),
+                           ("larger than max-filesize", "too_big"), ("connection refused", "network"),
+                           ("name or service not known", "network"), ("errno", "network")):
+        if needle in lowered:
+            return FetchError(reason, msg)
+    return FetchError("download_error", msg)
+
+
+def with_retries(what: str, cfg: DownloadSettings, call: Callable[[], T]) -> T:
+    """Run ``call``; retry transient failures (5xx, 429, timeouts) with exponential backoff."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except DownloadError as exc:
+            err = classify(exc)
+        if not err.transient or attempt >= cfg.retries:
+            raise err
+        delay = cfg.retry_backoff * 2 ** attempt
+        log.info("%s: %s; retry %d/%d in %.1fs", what, err.reason, attempt + 1, cfg.retries, delay)
+        time.sleep(delay)
+        attempt += 1
+
+
+def extract(url: str, opts: dict[str, Any], download: bool, cfg: DownloadSettings) -> dict[str, Any]:
+    def call() -> dict[str, Any]:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            info = ydl.extract_info(url, download=download)
+            return ydl.sanitize_info(info)
+
+    info = with_retries(url, cfg, call)
+    if not info:
+        raise FetchError("unavailable", f"yt-dlp returned nothing for {url}")
+    return info

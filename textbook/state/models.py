@@ -1,0 +1,76 @@
+"""Tables: knowledge points, videos (one row however many knowledge points found it), stage runs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class KnowledgePointRow(Base):
+    __tablename__ = "knowledge_points"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    course: Mapped[str] = mapped_column(String(200))
+    sub_course: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(500))
+    path: Mapped[str] = mapped_column(Text)
+    query: Mapped[str] = mapped_column(Text)
+    level: Mapped[int] = mapped_column(Integer)
+
+
+class VideoRow(Base):
+    __tablename__ = "videos"
+
+    video_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # new | running | done | filtered | failed
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class VideoKnowledgePoint(Base):
+    __tablename__ = "video_knowledge_points"
+
+    video_id: Mapped[str] = mapped_column(ForeignKey("videos.video_id", ondelete="CASCADE"), primary_key=True)
+    kp_id: Mapped[str] = mapped_column(ForeignKey("knowledge_points.id", ondelete="CASCADE"), primary_key=True)
+    search_keyword: Mapped[str] = mapped_column(Text, default="")
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    found_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StageRun(Base):
+    """The latest run of one stage on one video."""
+
+    __tablename__ = "stage_runs"
+    __table_args__ = (UniqueConstraint("video_id", "stage", name="uq_stage_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    video_id: Mapped[str] = mapped_column(ForeignKey("videos.video_id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    # running | done | skipped | failed
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    config_hash: Mapped[str] = mapped_column(String(64), default="")
+    artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
