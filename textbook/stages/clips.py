@@ -87,7 +87,8 @@ def group_sentences(sentences: list[Sentence], min_seconds: float, max_seconds: 
         else:
             groups.append([s])
     if len(groups) > 1 and groups[-1][-1].end - groups[-1][0].start < min_seconds:
-        groups[-2] += groups.pop()  # a short tail joins the clip before it
+        tail = groups.pop()
+        groups[-1] += tail  # a short tail joins the clip before it
     return groups
 
 
