@@ -1,0 +1,58 @@
+"""Speech recognition behind one small interface, so the transcript stage does not care which.
+
+``pocketsphinx`` runs anywhere offline (weak, but honest about it); ``faster_whisper`` runs a
+CTranslate2 Whisper model from a local folder; ``whisperx`` adds forced alignment on the GPU image.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+from typing import Protocol
+
+from textbook.config import TranscriptSettings
+from textbook.records import Segment
+
+BACKENDS = ("pocketsphinx", "faster_whisper", "whisperx")
+
+
+class AsrError(RuntimeError):
+    """A backend cannot run here (model missing, package missing) or cannot read its input."""
+
+
+class AsrBackend(Protocol):
+    name: str
+
+    def transcribe(self, wav: Path, language: str) -> list[Segment]:
+        """Timed segments of ``wav`` (16 kHz mono), with ``words`` where the backend has them."""
+        ...
+
+
+def check_wav(path: Path, sample_rate: int = 16000) -> int:
+    """Number of samples in a mono 16-bit WAV at ``sample_rate``; AsrError naming the file otherwise."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, sample_rate):
+                raise AsrError(f"{Path(path).name}: expected mono 16-bit {sample_rate} Hz WAV, got "
+                               f"{w.getnchannels()} channel(s), {8 * w.getsampwidth()}-bit, {w.getframerate()} Hz")
+            return w.getnframes()
+    except (wave.Error, EOFError) as exc:
+        raise AsrError(f"{Path(path).name}: not a readable WAV file ({exc})") from None
+
+
+def get_asr(settings: TranscriptSettings) -> AsrBackend:
+    """The backend ``transcript.asr_backend`` names, loaded (call it through ``ctx.backend``)."""
+    name = settings.asr_backend
+    if name == "pocketsphinx":
+        from textbook.transcript.asr.pocketsphinx import PocketsphinxAsr
+
+        return PocketsphinxAsr()
+    if name == "faster_whisper":
+        from textbook.transcript.asr.faster_whisper import FasterWhisperAsr
+
+        return FasterWhisperAsr(settings.asr_model, settings.device, settings.compute_type)
+    if name == "whisperx":
+        from textbook.transcript.asr.whisperx import WhisperxAsr
+
+        return WhisperxAsr(settings.asr_model, settings.device, settings.compute_type)
+    raise AsrError(f"transcript.asr_backend: unknown ASR backend {name!r}; known: {', '.join(BACKENDS)}")
