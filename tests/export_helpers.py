@@ -1,0 +1,158 @@
+"""Build the state the exporter reads: a SQLite database, a local store, and stage documents.
+
+The documents follow the shared stage-output contract (COMMON.md); keyframes are real small JPEGs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from PIL import Image
+
+from textbook import keys
+from textbook.config import load_settings
+from textbook.context import Context
+from textbook.records import Clip, ClipFrames, ClipVisual, Keyframe, OcrResult, Segment, Transcript, Verdict, Video
+from textbook.state import StateDB
+from textbook.store import LocalStore
+
+DONE_STAGES = ("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter")
+PASSING = [Verdict("too_short", True, 60.0, "duration 60.0 s"), Verdict("silent", True, -20.0, "loud enough"),
+           Verdict("not_english", True, 0.98, "English confidence 0.98"),
+           Verdict("repetitive", True, 0.01, "1% of word 3-grams repeated")]
+
+
+def make_context(tmp_path: Path, **export: Any) -> Context:
+    settings = load_settings(environ={}, data_root=str(tmp_path / "data"), export=export)
+    db = StateDB(settings.db_url)
+    db.create_schema()
+    return Context(settings=settings, store=LocalStore(settings.artifact_root), db=db)
+
+
+def with_export(ctx: Context, **export: Any) -> Context:
+    """The same database and store, other export settings."""
+    return Context(settings=ctx.settings.replace(export=export), store=ctx.store, db=ctx.db)
+
+
+def add_knowledge_point(ctx: Context, kp_id: str, subject: str = "Mathematics", level: int = 1) -> None:
+    ctx.db.upsert_knowledge_points([SimpleNamespace(
+        id=kp_id, subject=subject, course=f"{subject} course", sub_course="Basics", name=f"Point {kp_id}",
+        path=f"{subject} / {subject} course / Basics / Point {kp_id}", query=f"{kp_id} lesson", level=level)])
+
+
+@dataclass
+class ClipSpec:
+    start: float
+    end: float
+    text: str
+    refined: str | None = None
+    keyframes: int = 1
+    visual_kept: bool = True
+    ocr: tuple[str, ...] = ()  # raw OCR per keyframe (deduplicated text = raw text here)
+
+
+def jpeg(seed: int) -> bytes:
+    img = Image.new("RGB", (16, 12), ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
+
+
+def _run(ctx: Context, vid: str, stage: str, status: str = "done", result: dict | None = None,
+         error: str = "") -> None:
+    assert ctx.db.claim(vid, stage, "cfg-" + stage)
+    ctx.db.finish(vid, stage, status, result=result or {}, error=error)
+
+
+def register(ctx: Context, vid: str, kp_id: str, **meta: Any) -> Video:
+    video = Video(vid, f"https://www.youtube.com/watch?v={vid}", title=meta.pop("title", f"Lesson {vid}"),
+                  description=f"About {kp_id}", channel="Teacher", duration=meta.pop("duration", 60.0),
+                  license="cc-by", search_keyword=f"{kp_id} lesson", **meta)
+    ctx.db.add_video(video, kp_id)
+    return video
+
+
+def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *, sampled: int = 2,
+                   transcript_source: str = "captions", verdicts: list[Verdict] | None = None) -> None:
+    video = register(ctx, vid, kp_id)
+    store = ctx.store
+    store.put_json(keys.info(vid), {"media_key": keys.media(vid), "captions": [], "duration": video.duration,
+                                    "has_audio": True, "width": 16, "height": 12})
+    segments = [Segment(c.start, c.end, c.text) for c in clips]
+    store.put_json(keys.stage_output(vid, "transcript"), Transcript(transcript_source, "en", segments).to_dict())
+    verdicts = verdicts or PASSING
+    store.put_json(keys.stage_output(vid, "filters"), {
+        "kept": True, "reason": "", "language": "en", "language_confidence": 0.98,
+        "verdicts": [v.to_dict() for v in verdicts]})
+    store.put_json(keys.stage_output(vid, "refine"), {
+        "backend": "none", "score": None, "reason": "no LLM configured",
+        "segments": [Segment(c.start, c.end, c.refined or c.text).to_dict() for c in clips]})
+    clip_records = [Clip(i, c.start, c.end, c.text, c.refined) for i, c in enumerate(clips)]
+    store.put_json(keys.stage_output(vid, "clips"), {"clips": [c.to_dict() for c in clip_records]})
+    frames, ocr, visual = [], [], []
+    for i, c in enumerate(clips):
+        kfs = []
+        for k in range(1, c.keyframes + 1):
+            key = keys.keyframe(vid, c.start, c.end, k)
+            store.put_bytes(key, jpeg(sum(map(ord, vid)) + i * 10 + k))
+            kfs.append(Keyframe(i, k, c.start + k, key))
+            text = c.ocr[k - 1] if k - 1 < len(c.ocr) else ""
+            ocr.append(OcrResult(key, text, text).to_dict())
+        samples = []
+        for n in range(1, sampled + 1):
+            key = keys.sampled_frame(vid, c.start, c.end, n)
+            store.put_bytes(key, jpeg(100 + i * 10 + n))
+            samples.append(key)
+        frames.append(ClipFrames(i, samples, kfs).to_dict())
+        visual.append(ClipVisual(i, c.visual_kept, "" if c.visual_kept else "face", 0.5).to_dict())
+    store.put_json(keys.stage_output(vid, "keyframes"), {"clips": frames, "params": {"fps": 1.0}})
+    store.put_json(keys.stage_output(vid, "ocr"), {"results": ocr})
+    store.put_json(keys.stage_output(vid, "visual_filter"), {"clips": visual})
+    for stage in DONE_STAGES:
+        result = {"source": transcript_source} if stage == "transcript" else {}
+        if stage == "filters":
+            result = {"kept": True, "verdicts": [v.to_dict() for v in verdicts]}
+        _run(ctx, vid, stage, result=result)
+    ctx.db.set_video_status(vid, "done")
+
+
+def add_filtered_video(ctx: Context, vid: str, kp_id: str, failing: Verdict) -> None:
+    register(ctx, vid, kp_id)
+    verdicts = [v for v in PASSING if v.name != failing.name] + [failing]
+    reason = f"{failing.name}: {failing.reason}"
+    ctx.store.put_json(keys.stage_output(vid, "filters"), {
+        "kept": False, "reason": reason, "language": "en", "language_confidence": 0.9,
+        "verdicts": [v.to_dict() for v in verdicts]})
+    for stage in ("download", "audio"):
+        _run(ctx, vid, stage)
+    _run(ctx, vid, "transcript", result={"source": "pocketsphinx"})
+    _run(ctx, vid, "filters", result={"kept": False, "filtered": reason})
+    ctx.db.set_video_status(vid, "filtered", reason)
+
+
+def add_failed_video(ctx: Context, vid: str, kp_id: str, stage: str = "download",
+                     error: str = "DownloadError: HTTP Error 403: Forbidden") -> None:
+    register(ctx, vid, kp_id)
+    _run(ctx, vid, stage, status="failed", error=error)
+    ctx.db.set_video_status(vid, "failed", f"{stage}: {error}")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def obelics_samples(root: Path) -> list[dict[str, Any]]:
+    return [s for p in sorted((root / "obelics").glob("part-*.jsonl")) for s in read_jsonl(p)]
+
+
+def clip_samples(root: Path) -> list[dict[str, Any]]:
+    return [s for p in sorted((root / "clips").glob("part-*.jsonl")) for s in read_jsonl(p)]
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

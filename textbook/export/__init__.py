@@ -1,0 +1,158 @@
+"""Write the dataset: finished videos packed into interleaved samples, plus records and a card.
+
+``export_dataset`` reads only the database and the store, and writes into ``settings.export_root``
+(FORMAT.md): ``obelics/`` shards, the ``clips/`` view, ``videos.jsonl``, the keyframes under
+``images/`` and the ``README.md`` card. Re-running it on the same input writes the same bytes, and
+it removes what an earlier export left that this one did not write. ``validate_dataset`` checks a
+written dataset against every invariant of FORMAT.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from textbook.config import ExportSettings
+from textbook.export.card import SampleFacts, render_card
+from textbook.export.clipview import FOLDER as CLIPS_FOLDER
+from textbook.export.clipview import clip_sample
+from textbook.export.files import DatasetWriter, jsonl
+from textbook.export.interleave import ClipItem, Entry
+from textbook.export.obelics import FOLDER as OBELICS_FOLDER
+from textbook.export.obelics import SINGLE_JSON, obelics_sample, write_obelics, write_shards
+from textbook.export.packing import Sample, order_samples, pack
+from textbook.export.tokens import count_tokens
+from textbook.export.validate import validate_dataset
+from textbook.export.videos import KnowledgePoint, VideoEntry, load_videos, video_record
+from textbook.store import ArtifactStore, LocalStore
+
+if TYPE_CHECKING:
+    from textbook.context import Context
+
+__all__ = ["ExportSummary", "export_dataset", "validate_dataset"]
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    root: Path
+    samples: int
+    videos: int  # videos whose clips are in the samples
+    records: int  # lines of videos.jsonl: every video considered
+    images: int  # keyframe files under images/
+    shards: int
+    paths: dict[str, Path]
+
+
+def _check_root_apart_from_store(root: Path, store: ArtifactStore) -> None:
+    """The exporter deletes stale files under images/ and frames/: never inside the artifact store."""
+    if isinstance(store, LocalStore) and (root == store.root or root.is_relative_to(store.root)):
+        raise ValueError(f"export.root {root} lies inside the artifact store {store.root}: "
+                         "choose a dataset folder outside it")
+
+
+def _reading_order(curriculum: bool) -> Callable[[VideoEntry], tuple]:
+    def key(entry: VideoEntry) -> tuple:
+        kp = entry.knowledge_point
+        by_kp = (kp.id if kp else "", entry.video_id)
+        return ((kp.level if kp else 0), *by_kp) if curriculum else by_kp
+
+    return key
+
+
+def _named_knowledge_points(ctx: Context, kp_ids: Sequence[str]) -> list[KnowledgePoint]:
+    kps = []
+    for kp_id in sorted(set(kp_ids)):
+        row = ctx.db.knowledge_point(kp_id)
+        if row is None:
+            raise ValueError(f"unknown knowledge point {kp_id!r}: not in the database")
+        kps.append(KnowledgePoint(row.id, row.subject, row.course, row.sub_course, row.name, int(row.level or 0)))
+    return kps
+
+
+def _linked_knowledge_points(entries: list[VideoEntry]) -> list[KnowledgePoint]:
+    found = {kp.id: kp for e in entries for kp in e.knowledge_points}
+    return [found[k] for k in sorted(found)]
+
+
+def _packed_samples(entries: list[VideoEntry], exp: ExportSettings) -> list[Sample]:
+    """Pack the finished videos in reading order; marks each as exported, or says why not."""
+    ready = []
+    for entry in entries:
+        if entry.status == "done" and entry.clips is not None:
+            if entry.clips:
+                ready.append(entry)
+            else:
+                entry.export_error = "finished video has no clips"
+    ready.sort(key=_reading_order(exp.curriculum))
+    end_cost = count_tokens(exp.end_of_video)
+
+    def cost(e: Entry) -> int:
+        return e.cost(exp.image_tokens) if isinstance(e, ClipItem) else end_cost
+
+    packing = pack([e.clips for e in ready], exp.token_budget, cost)
+    unplaced = {e.video_id for e in packing.unplaced}
+    for entry in ready:
+        if entry.video_id in unplaced:
+            entry.export_error = "no sample can take its text: no exported video has a kept keyframe"
+        else:
+            entry.exported = True
+    return order_samples(packing.samples, exp.seed, exp.curriculum)
+
+
+def _copy_images(writer: DatasetWriter, store: ArtifactStore, entries: list[VideoEntry], sampled_frames: bool) -> int:
+    """Every keyframe of the exported videos (the clip view shows the visually dropped ones too)."""
+    images = 0
+    for entry in entries:
+        if not entry.exported:
+            continue
+        for clip in entry.clips or []:
+            for frame in clip.frames:
+                writer.copy_artifact(store, frame.source_key, frame.path)
+                images += 1
+            if sampled_frames:
+                for key in clip.sampled:
+                    writer.copy_artifact(store, key, key)
+    return images
+
+
+def export_dataset(ctx: Context, kp_ids: list[str] | None = None) -> ExportSummary:
+    """Export the videos found by ``kp_ids`` (default: every video) into ``settings.export_root``."""
+    settings = ctx.settings
+    exp = settings.export
+    root = settings.export_root
+    _check_root_apart_from_store(root, ctx.store)
+    named = _named_knowledge_points(ctx, kp_ids) if kp_ids is not None else None
+    entries = load_videos(ctx, kp_ids)
+    kps = named if named is not None else _linked_knowledge_points(entries)
+    samples = _packed_samples(entries, exp)
+
+    root.mkdir(parents=True, exist_ok=True)
+    writer = DatasetWriter(root)
+
+    def path(rel: str) -> str:
+        return (root / rel).as_posix() if exp.absolute_paths else rel
+
+    images = _copy_images(writer, ctx.store, entries, exp.sampled_frames)
+    rows = [obelics_sample(s, end_of_video=exp.end_of_video, image_tokens=exp.image_tokens, image_path=path)
+            for s in samples]
+    shards = write_obelics(writer, rows, exp.shard_size, exp.single_json)
+    write_shards(writer, CLIPS_FOLDER, [clip_sample(s, image_tokens=exp.image_tokens, path=path) for s in samples],
+                 exp.shard_size)
+    writer.write_bytes("videos.jsonl", jsonl(video_record(e, exp.image_tokens) for e in entries))
+
+    subject = {e.video_id: e.subject for e in entries}
+    facts = [SampleFacts(frozenset(subject[m["video_id"]] for m in row["metadata"]), row["image_num"], row["text_num"])
+             for row in rows]
+    card = render_card(settings=settings, kps=kps, entries=entries, samples=facts, shards=shards, images=images)
+    writer.write_bytes("README.md", card.encode())
+    writer.remove_stale()
+
+    paths = {"root": root, "obelics": root / OBELICS_FOLDER, "clips": root / CLIPS_FOLDER,
+             "length": root / OBELICS_FOLDER / "length.json",
+             "shard_id_range": root / OBELICS_FOLDER / "shard_id_range.json",
+             "videos": root / "videos.jsonl", "card": root / "README.md"}
+    if exp.single_json:
+        paths["single_json"] = root / SINGLE_JSON
+    return ExportSummary(root=root, samples=len(rows), videos=sum(e.exported for e in entries), records=len(entries),
+                         images=images, shards=len(shards), paths=paths)

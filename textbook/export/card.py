@@ -1,0 +1,232 @@
+"""The dataset card (FORMAT.md section 5): what was collected, how, what was dropped, and the numbers.
+
+Everything in it is derived from the database and the exported data, never from the clock, so
+exporting the same input twice writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+import yaml
+
+import textbook
+from textbook.config import Settings
+from textbook.export.tokens import TOKEN_RULE, count_tokens
+from textbook.export.videos import KnowledgePoint, VideoEntry, failure, filtered_by
+
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def public_config(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data, with credentials embedded in URLs (database, proxy) masked."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, str):
+            return _URL_CREDENTIALS.sub("***@", value)
+        return value
+
+    return clean(settings.to_dict())
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SampleFacts:
+    """What the statistics need from one exported sample."""
+
+    subjects: frozenset[str]
+    image_num: int
+    text_num: int
+
+
+def _date(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d") if value else "n/a"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _spread(values: list[int]) -> str:
+    if not values:
+        return "-"
+    return f"{min(values)} / {max(values)} / {sum(values) / len(values):.1f}"
+
+
+def _stats_row(name: str, videos: list[VideoEntry], samples: list[SampleFacts]) -> list[Any]:
+    clips = [c for v in videos for c in v.clips or []]
+    return [
+        name,
+        len(videos),
+        f"{sum(v.duration or 0.0 for v in videos) / 3600:.2f}",
+        len(clips),
+        sum(len(c.images) for c in clips),
+        sum(c.text_tokens for c in clips),
+        sum(count_tokens(c.ocr_text) for c in clips),
+        len(samples),
+        _spread([s.image_num for s in samples]),
+        _spread([s.text_num for s in samples]),
+    ]
+
+
+def _statistics(exported: list[VideoEntry], samples: list[SampleFacts]) -> str:
+    by_subject: dict[str, list[VideoEntry]] = defaultdict(list)
+    for v in exported:
+        by_subject[v.subject].append(v)
+    rows = [_stats_row(s, by_subject[s], [f for f in samples if s in f.subjects]) for s in sorted(by_subject)]
+    rows.append(_stats_row("**Overall**", exported, samples))
+    header = ["Subject", "Videos", "Hours", "Clips", "Keyframes", "Transcript tokens", "OCR tokens", "Samples",
+              "Images / sample (min / max / mean)", "Text tokens / sample (min / max / mean)"]
+    return _table(header, rows)
+
+
+def _funnel(entries: list[VideoEntry]) -> str:
+    downloaded = sum(1 for e in entries if (r := e.run("download")) is not None and r.status == "done"
+                     and not r.result.get("filtered"))
+    steps = [
+        ("found by search", len(entries)),
+        ("downloaded", downloaded),
+        ("finished the pipeline", sum(1 for e in entries if e.status == "done")),
+        ("exported", sum(1 for e in entries if e.exported)),
+    ]
+    rest: Counter[tuple[str, str]] = Counter()
+    for e in entries:
+        if e.status == "filtered":
+            rule = e.reason.split(":")[0].strip()
+            rest[(f"filtered at {filtered_by(e) or 'an unknown stage'}", rule or "(no reason given)")] += 1
+        elif e.status == "failed":
+            stage, error = failure(e)
+            rest[(f"failed at {stage or 'an unknown stage'}", error.split(":")[0] or "(no error given)")] += 1
+        elif e.status == "done" and not e.exported:
+            rest[("finished, not exported", "see export_error in videos.jsonl")] += 1
+        elif e.status != "done":
+            rest[("not finished", e.status)] += 1
+    out = _table(["Step", "Videos"], steps)
+    if rest:
+        out += "\n\nThe rest, by reason:\n\n" + _table(["Outcome", "Reason", "Videos"],
+                                                       [(o, r, n) for (o, r), n in sorted(rest.items())])
+    return out
+
+
+def _taxonomy(kps: list[KnowledgePoint], entries: list[VideoEntry]) -> str:
+    found: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    for e in entries:
+        if e.knowledge_point is not None:
+            found[e.knowledge_point.id] += 1
+            kept[e.knowledge_point.id] += e.exported
+    groups: dict[tuple[str, str, str], list[KnowledgePoint]] = defaultdict(list)
+    for kp in kps:
+        groups[(kp.subject, kp.course, kp.sub_course)].append(kp)
+    rows = [(*key, len(g), sum(found[k.id] for k in g), sum(kept[k.id] for k in g))
+            for key, g in sorted(groups.items())]
+    return _table(["Subject", "Course", "Sub-course", "Knowledge points", "Videos (own)", "Videos exported"], rows)
+
+
+def _fingerprints(exported: list[VideoEntry]) -> str:
+    hashes: dict[str, Counter[str]] = {}
+    for e in exported:
+        for run in e.runs:
+            hashes.setdefault(run.stage, Counter())[run.config_hash or "(none)"] += 1
+    rows = [(stage, h, n) for stage, c in hashes.items() for h, n in sorted(c.items())]
+    return _table(["Stage", "Config fingerprint", "Videos"], rows) if rows else "No stage runs."
+
+
+def _front_matter() -> str:
+    meta = {
+        "pretty_name": "Multimodal textbook",
+        "language": ["en"],
+        "license": "other",
+        "task_categories": ["image-text-to-text"],
+        "tags": ["interleaved", "pretraining", "instructional-video"],
+        "configs": [
+            {"config_name": "obelics", "data_files": "obelics/part-*.jsonl", "default": True},
+            {"config_name": "clips", "data_files": "clips/part-*.jsonl"},
+            {"config_name": "videos", "data_files": "videos.jsonl"},
+        ],
+    }
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
+
+
+def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[VideoEntry],
+                samples: list[SampleFacts], shards: list[str], images: int) -> str:
+    exp = settings.export
+    exported = [e for e in entries if e.exported]
+    config = public_config(settings)
+    created = [e.created_at for e in entries if e.created_at]
+    finished = [r.finished_at for e in entries for r in e.runs if r.finished_at]
+    order = ("curriculum order: easiest knowledge points first (taxonomy level), not shuffled" if exp.curriculum
+             else f"shuffled across videos with seed {exp.seed}")
+    sections = [
+        _front_matter(),
+        "# Multimodal textbook\n",
+        "Keyframes of instructional videos interleaved with what the teacher says over them, after "
+        '"2.5 Years in Class: A Multimodal Textbook for Vision-Language Pretraining" (arXiv 2501.00958). '
+        f"Written by `textbook` {textbook.__version__}.\n",
+        "## What was collected\n",
+        f"- Taxonomy slice: {len(kps)} knowledge point(s), below.",
+        f"- Videos found between {_date(min(created, default=None))} and {_date(max(created, default=None))}; "
+        f"last processed {_date(max(finished, default=None))}.",
+        f"- Pipeline version: `textbook` {textbook.__version__}.",
+        f"- Configuration hash: `{config_hash(config)}` (SHA-256 of the configuration below, as sorted JSON; "
+        "credentials in URLs masked).\n",
+        _taxonomy(kps, entries) + "\n",
+        "Stage fingerprints of the exported videos (version, configuration and inputs of each stage):\n",
+        _fingerprints(exported) + "\n",
+        "## Funnel\n",
+        _funnel(entries) + "\n",
+        "Every video considered has a line in `videos.jsonl` with each filter's verdict, score and reason.\n",
+        "## Statistics\n",
+        _statistics(exported, samples) + "\n",
+        "Keyframes are those shown in the OBELICS view (kept by the visual filter). A sample may hold videos of "
+        "several subjects; a subject's row describes the samples that hold any of its videos, so per-subject "
+        "sample counts can add up to more than the total.\n",
+        "## Files\n",
+        f"- `obelics/part-NNNNN.jsonl`: {len(samples)} interleaved sample(s) in {len(shards)} shard(s) of at most "
+        f"{exp.shard_size}, with `length.json` and `shard_id_range.json` ([start, end) sample indices).",
+        "- `clips/part-NNNNN.jsonl`: the same samples, one record per clip with its intermediates.",
+        "- `multimodal_textbook.json`: all samples as one JSON array." if exp.single_json else
+        "- `multimodal_textbook.json`: not written (export.single_json is off).",
+        "- `videos.jsonl`: one line per video considered, kept or not.",
+        f"- `images/<video_id>/<video_id>@<start>_<end>#<k>.jpg`: {images} keyframe(s): every keyframe of the "
+        "exported videos, also those the visual filter dropped (only the clip view shows those).",
+        "- `frames/<video_id>/`: the sampled frames that SSIM compared (export.sampled_frames)." if exp.sampled_frames
+        else "- Sampled frames (`extracted_frames` in the clip view) are listed but not shipped "
+             "(export.sampled_frames is off).",
+        "- Image paths are absolute (export.absolute_paths)." if exp.absolute_paths
+        else "- Image paths are relative to this folder.",
+        "",
+        "## How samples are built\n",
+        "- Inside a video, for each clip in time order: its keyframes, then its transcript (refined where a "
+        "refinement ran, else as transcribed). A clip whose images the visual filter dropped keeps its text.",
+        "- `text_ocr_list` holds the transcript followed by the clip's deduplicated OCR, one line each, from the "
+        "keyframes the visual filter kept only (a dropped clip's OCR is dropped with its images).",
+        f"- Tokens are estimated offline, without a model tokenizer: {TOKEN_RULE}. Each image counts as "
+        f"{exp.image_tokens} tokens. `text_num` counts transcript tokens; `token_num` counts every text "
+        "position (End-of-Video markers included) plus the images.",
+        f"- Videos are packed into samples of at most {exp.token_budget} tokens, ordered by knowledge point then "
+        "video id; a video is only cut (at clip boundaries) when it is larger than the budget. Every video ends "
+        f"with the text position `{exp.end_of_video}`; in the clip view, with the pseudo-clip "
+        '`{"vid": "End of a Video", "image_tokens": 0, "token_num": 0}`.',
+        "- Every sample holds at least one image: a piece without one is merged into its neighbour, which may "
+        "take a sample over the budget.",
+        f"- Samples are {order}.\n",
+        "## Configuration\n",
+        "```yaml\n" + yaml.safe_dump(config, sort_keys=True) + "```\n",
+    ]
+    return "\n".join(sections)

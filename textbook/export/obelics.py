@@ -1,0 +1,69 @@
+"""The OBELICS view (FORMAT.md section 2): interleaved samples in JSON Lines shards.
+
+Beside the shards go ``length.json`` and ``shard_id_range.json``, which the public LLaVA loader
+needs to read a folder of shards, and optionally the release's single JSON array.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from textbook.export.files import DatasetWriter, dumps, jsonl
+from textbook.export.interleave import ClipItem, positions
+from textbook.export.packing import Sample
+from textbook.export.tokens import count_tokens
+
+FOLDER = "obelics"
+SINGLE_JSON = "multimodal_textbook.json"
+
+
+def shard_name(n: int) -> str:
+    return f"part-{n:05d}.jsonl"
+
+
+def obelics_sample(sample: Sample, *, end_of_video: str, image_tokens: int,
+                   image_path: Callable[[str], str]) -> dict[str, Any]:
+    images: list[str | None] = []
+    texts: list[str | None] = []
+    text_ocr: list[str | None] = []
+    metadata: list[dict[str, Any]] = []
+    for entry in sample:
+        for pos in positions(entry, end_of_video):
+            images.append(image_path(pos.image) if pos.image is not None else None)
+            texts.append(pos.text)
+            text_ocr.append(pos.text_ocr)
+            metadata.append({"video_id": pos.video_id, "clip_start": pos.clip_start, "clip_end": pos.clip_end,
+                             "kind": pos.kind, "knowledge_point": pos.knowledge_point})
+    image_num = sum(1 for i in images if i is not None)
+    return {
+        "images": images,
+        "texts": texts,
+        "text_ocr_list": text_ocr,
+        "metadata": metadata,
+        "image_num": image_num,
+        "text_num": sum(e.text_tokens for e in sample if isinstance(e, ClipItem) and e.has_text),
+        "token_num": sum(count_tokens(t) for t in texts if t is not None) + image_num * image_tokens,
+    }
+
+
+def write_shards(writer: DatasetWriter, folder: str, rows: Sequence[dict[str, Any]], shard_size: int) -> list[str]:
+    """Rows in order into ``folder/part-NNNNN.jsonl``, ``shard_size`` each; returns the shard names."""
+    if shard_size <= 0:
+        raise ValueError(f"export.shard_size must be positive, got {shard_size}")
+    names = []
+    for n, start in enumerate(range(0, len(rows), shard_size)):
+        names.append(shard_name(n))
+        writer.write_bytes(f"{folder}/{names[-1]}", jsonl(rows[start:start + shard_size]))
+    return names
+
+
+def write_obelics(writer: DatasetWriter, rows: Sequence[dict[str, Any]], shard_size: int,
+                  single_json: bool) -> list[str]:
+    names = write_shards(writer, FOLDER, rows, shard_size)
+    lengths = {name: len(rows[n * shard_size:(n + 1) * shard_size]) for n, name in enumerate(names)}
+    ranges = {name: [n * shard_size, n * shard_size + lengths[name]] for n, name in enumerate(names)}
+    writer.write_json(f"{FOLDER}/length.json", lengths)
+    writer.write_json(f"{FOLDER}/shard_id_range.json", ranges)
+    if single_json:
+        writer.write_bytes(SINGLE_JSON, ("[" + ",\n".join(dumps(r) for r in rows) + "]\n").encode())
+    return names

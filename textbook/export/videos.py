@@ -1,0 +1,253 @@
+"""Every video considered, read back from the database and the store, and its ``videos.jsonl`` line.
+
+Only videos whose status is ``done`` contribute samples, but every video gets a record (FORMAT.md
+section 4): which rule dropped it, which stage failed and why, or that it has not finished yet.
+A finished video whose stage documents are missing or inconsistent is not exported; its record
+says why instead of the export failing for everyone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Sequence
+
+from textbook import keys
+from textbook.export.interleave import ClipItem, ExportInputError, build_clips
+from textbook.export.tokens import count_tokens
+from textbook.records import Verdict
+from textbook.state import StageRun
+from textbook.store import ArtifactStore, MissingArtifact
+
+if TYPE_CHECKING:
+    from textbook.context import Context
+
+log = logging.getLogger(__name__)
+
+EXPORT_STAGES = ("clips", "keyframes", "ocr", "visual_filter")
+
+
+@dataclass(frozen=True)
+class KnowledgePoint:
+    id: str
+    subject: str
+    course: str
+    sub_course: str
+    name: str
+    level: int
+
+    @property
+    def path(self) -> str:
+        return " / ".join(p for p in (self.subject, self.course, self.sub_course, self.name) if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "subject": self.subject, "course": self.course,
+                "sub_course": self.sub_course, "name": self.name, "level": self.level}
+
+
+@dataclass
+class VideoEntry:
+    video_id: str
+    url: str
+    status: str
+    reason: str
+    meta: dict[str, Any]
+    created_at: datetime | None
+    updated_at: datetime | None
+    knowledge_points: list[KnowledgePoint]
+    search_keyword: str
+    runs: list[StageRun]
+    info: dict[str, Any] = field(default_factory=dict)
+    transcript_source: str | None = None
+    filters: dict[str, Any] = field(default_factory=dict)
+    refine: dict[str, Any] = field(default_factory=dict)
+    clips: list[ClipItem] | None = None  # set for finished videos whose documents all load
+    export_error: str = ""
+    exported: bool = False
+
+    @property
+    def knowledge_point(self) -> KnowledgePoint | None:
+        """The first knowledge point that found the video (by time found, then id) is its own."""
+        return self.knowledge_points[0] if self.knowledge_points else None
+
+    @property
+    def subject(self) -> str:
+        kp = self.knowledge_point
+        return kp.subject if kp and kp.subject else "(no subject)"
+
+    @property
+    def duration(self) -> float | None:
+        value = self.info.get("duration") or self.meta.get("duration")
+        if value is None and self.clips:
+            value = max(c.end for c in self.clips)
+        return float(value) if value is not None else None
+
+    def run(self, stage: str) -> StageRun | None:
+        return next((r for r in self.runs if r.stage == stage), None)
+
+
+def _read_json(store: ArtifactStore, key: str) -> Any:
+    try:
+        return store.get_json(key)
+    except MissingArtifact:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ExportInputError(f"{key}: not valid JSON ({exc})") from None
+
+
+def _read_object(store: ArtifactStore, key: str) -> dict[str, Any]:
+    """A JSON object document, {} when absent."""
+    doc = _read_json(store, key)
+    if doc is not None and not isinstance(doc, dict):
+        raise ExportInputError(f"{key}: expected a JSON object, got {type(doc).__name__}")
+    return doc or {}
+
+
+def load_videos(ctx: Context, kp_ids: Sequence[str] | None = None) -> list[VideoEntry]:
+    """Every video in the slice (all, or those found by ``kp_ids``), ordered by video id."""
+    kp_cache: dict[str, KnowledgePoint | None] = {}
+
+    def knowledge_point(kp_id: str) -> KnowledgePoint | None:
+        if kp_id not in kp_cache:
+            row = ctx.db.knowledge_point(kp_id)
+            kp_cache[kp_id] = row and KnowledgePoint(row.id, row.subject, row.course, row.sub_course, row.name,
+                                                     int(row.level or 0))
+        return kp_cache[kp_id]
+
+    entries = []
+    for row in ctx.db.videos(kp_ids=kp_ids):
+        links = ctx.db.links(row.video_id)
+        meta = dict(row.meta or {})
+        entry = VideoEntry(
+            video_id=row.video_id, url=row.url, status=row.status, reason=row.reason or "", meta=meta,
+            created_at=row.created_at, updated_at=row.updated_at,
+            knowledge_points=[kp for kp in (knowledge_point(link.kp_id) for link in links) if kp is not None],
+            search_keyword=(links[0].search_keyword if links else "") or meta.get("search_keyword", ""),
+            runs=ctx.db.runs(row.video_id),
+        )
+        try:
+            _load_documents(entry, ctx.store)
+        except (ExportInputError, MissingArtifact) as exc:
+            entry.clips = None
+            entry.export_error = str(exc)
+            log.warning("video %s: %s", entry.video_id, exc)
+        entries.append(entry)
+    return entries
+
+
+def _load_documents(entry: VideoEntry, store: ArtifactStore) -> None:
+    vid = entry.video_id
+    entry.info = _read_object(store, keys.info(vid))
+    transcript_run = entry.run("transcript")
+    entry.transcript_source = (transcript_run.result.get("source") if transcript_run else None) or None
+    if entry.transcript_source is None and transcript_run is not None:
+        entry.transcript_source = _read_object(store, keys.stage_output(vid, "transcript")).get("source")
+    entry.filters = _read_object(store, keys.stage_output(vid, "filters"))
+    if entry.run("refine") is not None:
+        refine = _read_object(store, keys.stage_output(vid, "refine"))
+        entry.refine = {k: refine.get(k) for k in ("backend", "score", "reason")}
+    if entry.status != "done":
+        return
+    docs = {}
+    for stage in EXPORT_STAGES:
+        doc = _read_json(store, keys.stage_output(vid, stage))
+        if doc is None:
+            raise ExportInputError(f"finished video has no {keys.stage_output(vid, stage)}")
+        docs[stage] = doc
+    kp = entry.knowledge_point
+    clips = build_clips(vid, kp.id if kp else None, docs)
+    for clip in clips:
+        for frame in clip.frames:
+            if not store.exists(frame.source_key):
+                raise ExportInputError(f"keyframe {frame.source_key!r} is missing from the store")
+    entry.clips = clips
+
+
+def _score(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def verdicts(entry: VideoEntry) -> list[dict[str, Any]]:
+    """Every filter's decision: the filters stage's verdicts, and the refinement's LLM score."""
+    raw = entry.filters.get("verdicts")
+    if raw is None:
+        run = entry.run("filters")
+        raw = run.result.get("verdicts") if run else None
+    out = []
+    for item in raw or []:
+        v = Verdict.from_dict(item)
+        out.append({"name": v.name, "passed": bool(v.passed), "score": _score(v.score), "reason": v.reason})
+    refine_run = entry.run("refine")
+    if refine_run is not None and not any(v["name"] == "llm_score" for v in out):
+        dropped = refine_run.result.get("filtered", "")
+        score = _score(entry.refine.get("score"))
+        if score is not None or dropped:
+            out.append({"name": "llm_score", "passed": not dropped, "score": score,
+                        "reason": entry.refine.get("reason") or dropped})
+    return out
+
+
+def counts(entry: VideoEntry, image_tokens: int) -> dict[str, int | None]:
+    clips = entry.clips
+    if clips is None:
+        return {"clips": None, "keyframes": None, "images": None, "visual_dropped_clips": None,
+                "transcript_tokens": None, "ocr_tokens": None, "tokens": None}
+    return {
+        "clips": len(clips),
+        "keyframes": sum(len(c.frames) for c in clips),
+        "images": sum(len(c.images) for c in clips),
+        "visual_dropped_clips": sum(1 for c in clips if c.frames and not c.visual_kept),
+        "transcript_tokens": sum(c.text_tokens for c in clips),
+        "ocr_tokens": sum(count_tokens(c.ocr_text) for c in clips),
+        "tokens": sum(c.cost(image_tokens) for c in clips),
+    }
+
+
+def filtered_by(entry: VideoEntry) -> str:
+    """The stage whose result dropped the video, '' when none did."""
+    return next((r.stage for r in entry.runs if r.status == "done" and r.result.get("filtered")), "")
+
+
+def failure(entry: VideoEntry) -> tuple[str, str]:
+    """(stage, error) of the failed stage run, or ('', '')."""
+    run = next((r for r in entry.runs if r.status == "failed"), None)
+    if run is not None:
+        return run.stage, run.error or entry.reason
+    if entry.status == "failed":
+        stage, _, error = entry.reason.partition(":")
+        return (stage.strip(), error.strip()) if error else ("", entry.reason)
+    return "", ""
+
+
+def video_record(entry: VideoEntry, image_tokens: int) -> dict[str, Any]:
+    kp = entry.knowledge_point
+    failed_stage, error = failure(entry)
+    info, meta = entry.info, entry.meta
+    return {
+        "video_id": entry.video_id,
+        "url": entry.url,
+        "status": entry.status,
+        "reason": entry.reason,
+        "knowledge_point": kp.to_dict() if kp else None,
+        "knowledge_points": [k.to_dict() for k in entry.knowledge_points],
+        "search_keyword": entry.search_keyword,
+        "title": meta.get("title") or info.get("title") or "",
+        "desc": meta.get("description") or info.get("description") or "",
+        "channel": meta.get("channel") or info.get("channel") or "",
+        "duration": entry.duration,
+        "language": entry.filters.get("language") or meta.get("language") or info.get("language") or "",
+        "license": meta.get("license") or info.get("license") or "",
+        "transcript_source": entry.transcript_source,
+        "verdicts": verdicts(entry),
+        "filtered_by": filtered_by(entry),
+        "failed_stage": failed_stage,
+        "error": error,
+        "counts": counts(entry, image_tokens),
+        "exported": entry.exported,
+        "export_error": entry.export_error,
+    }
