@@ -1,0 +1,88 @@
+"""OCR of real keyframes with tesseract: text read, line structure kept, repeats removed."""
+
+from __future__ import annotations
+
+import pytesseract
+import pytest
+from slide_helpers import face, prepare, slide, write_video
+
+from textbook import keys
+from textbook.config import load_settings
+from textbook.context import Context
+from textbook.records import OcrResult
+from textbook.runner import StageFailed, run_stage
+from textbook.stages import keyframes, ocr
+from textbook.stages.ocr import OcrUnavailable, Tesseract, new_lines
+
+SIZE = (640, 360)
+VID = "ocr_vid"
+
+
+@pytest.fixture(scope="module")
+def build_up(tmp_path_factory):
+    """A slide whose bullets appear one by one, then the speaker (no text), over two clips."""
+    states = [
+        (slide("Photosynthesis", ["Light energy becomes sugar"], SIZE), 2.0),
+        (slide("Photosynthesis", ["Light energy becomes sugar", "Chlorophyll absorbs red light"], SIZE), 2.0),
+        (face(SIZE), 2.0),
+    ]
+    return write_video(states, tmp_path_factory.mktemp("ocr") / "build_up.mp4", fps=5)
+
+
+def _context(tmp_path, **ocr_knobs) -> Context:
+    return Context.from_settings(load_settings(environ={}, data_root=str(tmp_path / "data"), ocr=ocr_knobs))
+
+
+def test_ocr_reads_each_keyframe_and_keeps_only_new_lines(tmp_path, build_up):
+    ctx = _context(tmp_path)
+    prepare(ctx, VID, build_up, [(0.0, 3.0, "plants"), (3.0, 6.0, "sugar")])
+    run_stage(keyframes.STAGE, VID, ctx)
+    outcome = run_stage(ocr.STAGE, VID, ctx)
+
+    results = [OcrResult.from_dict(r) for r in ctx.store.get_json(keys.stage_output(VID, "ocr"))["results"]]
+    assert [r.key for r in results] == [f"images/{VID}/{VID}@0.0_3.0#1.jpg", f"images/{VID}/{VID}@0.0_3.0#2.jpg",
+                                        f"images/{VID}/{VID}@3.0_6.0#1.jpg"]
+    first, second, speaker = results
+    assert first.text.splitlines()[0] == "Photosynthesis"
+    assert "Light energy becomes sugar" in first.text
+    assert first.deduplicated == first.text  # nothing came before it
+    lines = second.text.splitlines()
+    assert lines[0] == "Photosynthesis" and "Chlorophyll absorbs red light" in lines[-1]
+    assert "Photosynthesis" not in second.deduplicated and "sugar" not in second.deduplicated
+    assert "Chlorophyll absorbs red light" in second.deduplicated
+    assert len(second.deduplicated.splitlines()) == 1
+    assert speaker.text == "" and speaker.deduplicated == ""
+    assert outcome.summary["keyframes"] == 3
+
+
+def test_new_lines_match_fuzzily_against_the_previous_keyframe_only():
+    previous = ["Photosynthesis", "Light energy becomes sugar"]
+    assert new_lines(["Photosynthesls", "light  energy becomes sugar.", "Chlorophyll"], previous, 0.9) \
+        == ["Chlorophyll"]
+    assert new_lines(["Light energy becomes sugar"], [], 0.9) == ["Light energy becomes sugar"]
+    assert new_lines(["Light energy becomes salt"], previous, 0.95) == ["Light energy becomes salt"]
+
+
+def test_low_confidence_words_are_dropped(tmp_path):
+    image = tmp_path / "slide.png"
+    slide("Photosynthesis", ["Light energy becomes sugar"], SIZE).save(image)
+    engine = Tesseract("eng")
+    assert engine.lines(image, 0.0)[0] == "Photosynthesis"
+    assert engine.lines(image, 101.0) == []
+
+
+def test_missing_tesseract_or_language_is_a_clear_error(monkeypatch):
+    with pytest.raises(OcrUnavailable, match="klingon"):
+        Tesseract("eng+klingon")
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    with pytest.raises(OcrUnavailable, match="tesseract is not installed"):
+        Tesseract("eng")
+
+
+def test_ocr_stage_reports_a_missing_language_through_the_runner(tmp_path, build_up):
+    ctx = _context(tmp_path, language="xyz")
+    prepare(ctx, VID, build_up, [(0.0, 6.0, "plants")])
+    run_stage(keyframes.STAGE, VID, ctx)
+    with pytest.raises(StageFailed, match="xyz"):
+        run_stage(ocr.STAGE, VID, ctx)
+    assert ctx.db.run(VID, "ocr").status == "failed"

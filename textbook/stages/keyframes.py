@@ -1,0 +1,105 @@
+"""Keyframes by SSIM change detection (the paper's Algorithm 1), in one pass over the video.
+
+Frames are sampled at ``fps`` once for the whole video and handed to the clip whose
+[start, end) holds them. The first frame is kept; every later frame is compared with the last
+*kept* frame (not the previous frame, so a slow fade still adds up to one change) and kept when
+the SSIM falls under the threshold. By default the reference carries across clip boundaries: a
+slide that stays on screen over two clips gives one keyframe, not two (``reset_per_clip`` restores
+the paper's per-clip reset).
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+
+import numpy as np
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from textbook import keys
+from textbook.context import Context
+from textbook.frames import iter_frames
+from textbook.records import Clip, ClipFrames, Keyframe, Video
+from textbook.stages.base import StageResult, stage
+from textbook.store import ArtifactRef
+
+
+def _resized(image: Image.Image, width: int) -> Image.Image:
+    height = max(1, round(image.height * width / image.width))
+    return image.resize((width, height), Image.Resampling.BILINEAR)
+
+
+def compare_image(frame: np.ndarray, width: int) -> np.ndarray:
+    """The grayscale thumbnail SSIM is computed on."""
+    return np.asarray(_resized(Image.fromarray(frame).convert("L"), width))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    return float(structural_similarity(a, b, data_range=255))
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _clip_of(starts: list[float], clips: list[Clip], t: float) -> Clip | None:
+    i = bisect.bisect_right(starts, t) - 1
+    return clips[i] if i >= 0 and clips[i].start <= t < clips[i].end else None
+
+
+@stage("keyframes", sections=("keyframes",), requires=("clips", "download"), model=False)
+def run(video: Video, ctx: Context) -> StageResult:
+    cfg = ctx.settings.keyframes
+    vid, store = video.video_id, ctx.store
+    media_key = store.get_json(keys.info(vid))["media_key"]
+    clips = sorted((Clip.from_dict(c) for c in store.get_json(keys.stage_output(vid, "clips"))["clips"]),
+                   key=lambda c: c.start)
+    starts = [c.start for c in clips]
+    frames = {c.index: ClipFrames(c.index, [], []) for c in clips}
+    refs: list[ArtifactRef] = []
+    reference: np.ndarray | None = None
+    current: Clip | None = None
+    sampled = 0
+
+    if clips:  # no speech means no clips: nothing to decode
+        with store.local_path(media_key) as media:
+            for t, frame in iter_frames(media, cfg.fps, cfg.image_max_height):
+                clip = _clip_of(starts, clips, t)
+                if clip is None:
+                    continue  # outside every clip (a gap the clipper left): belongs to no text
+                if clip is not current:
+                    current = clip
+                    if cfg.reset_per_clip:
+                        reference = None
+                out = frames[clip.index]
+                sampled += 1
+                image = Image.fromarray(frame)
+                if cfg.keep_sampled_frames:
+                    key = keys.sampled_frame(vid, clip.start, clip.end, len(out.sampled) + 1)
+                    refs.append(store.put_bytes(key, _jpeg(_resized(image, cfg.sample_width), cfg.jpeg_quality)))
+                    out.sampled.append(key)
+                small = compare_image(frame, cfg.compare_width)
+                if reference is not None and ssim(reference, small) >= cfg.ssim_threshold:
+                    continue
+                reference = small
+                key = keys.keyframe(vid, clip.start, clip.end, len(out.keyframes) + 1)
+                refs.append(store.put_bytes(key, _jpeg(image, cfg.jpeg_quality)))
+                out.keyframes.append(Keyframe(clip.index, len(out.keyframes) + 1, round(t, 3), key))
+
+    written = {r.key for r in refs}
+    for prefix in (f"images/{vid}/", f"frames/{vid}/"):  # drop what an earlier run with other knobs left
+        for stale in [k for k in store.list(prefix) if k not in written]:
+            store.delete(stale)
+
+    document = {"clips": [frames[c.index].to_dict() for c in sorted(clips, key=lambda c: c.index)],
+                "params": {"fps": cfg.fps, "threshold": cfg.ssim_threshold, "compare_width": cfg.compare_width,
+                           "reset_per_clip": cfg.reset_per_clip}}
+    refs.append(store.put_json(keys.stage_output(vid, "keyframes"), document))
+    count = sum(len(f.keyframes) for f in frames.values())
+    return StageResult(artifacts=refs, summary={"keyframes": count, "sampled": sampled})
+
+
+STAGE = run

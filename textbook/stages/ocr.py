@@ -1,0 +1,87 @@
+"""On-screen text of every keyframe (tesseract), with lines repeated from the previous keyframe removed.
+
+Slides build up: the next keyframe usually repeats the title and earlier bullets. ``deduplicated``
+keeps only the lines that are new relative to the previous keyframe in the video (compared
+fuzzily, since OCR of the same line varies a little between frames), so the textbook does not
+repeat the same on-screen text after every image.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from pathlib import Path
+
+from textbook import keys
+from textbook.context import Context
+from textbook.records import ClipFrames, OcrResult, Video
+from textbook.stages.base import StageResult, stage
+
+
+class OcrUnavailable(RuntimeError):
+    """The OCR engine or its language data is not installed."""
+
+
+class Tesseract:
+    """pytesseract bound to one language, checked once when built."""
+
+    def __init__(self, language: str) -> None:
+        import pytesseract
+
+        if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
+            raise OcrUnavailable("tesseract is not installed (apt-get install tesseract-ocr)")
+        missing = set(language.split("+")) - set(pytesseract.get_languages(config=""))
+        if missing:
+            raise OcrUnavailable(f"ocr.language {language!r}: tesseract has no data for {', '.join(sorted(missing))} "
+                                 f"(apt-get install tesseract-ocr-<lang>)")
+        self._tess = pytesseract
+        self.language = language
+
+    def lines(self, image: Path, min_confidence: float) -> list[str]:
+        """Text lines in reading order, made of the words read with at least ``min_confidence``."""
+        data = self._tess.image_to_data(str(image), lang=self.language, output_type=self._tess.Output.DICT)
+        lines: dict[tuple[int, int, int], list[str]] = {}
+        for i, word in enumerate(data["text"]):
+            word = word.strip()
+            if word and float(data["conf"][i]) >= min_confidence:
+                lines.setdefault((data["block_num"][i], data["par_num"][i], data["line_num"][i]), []).append(word)
+        return [" ".join(words) for words in lines.values()]
+
+
+def _norm(line: str) -> str:
+    return " ".join(line.lower().split())
+
+
+def new_lines(lines: list[str], previous: list[str], ratio: float) -> list[str]:
+    """The lines that match no line of ``previous`` (difflib ratio under ``ratio``)."""
+    before = [_norm(p) for p in previous]
+    return [line for line in lines
+            if not any(difflib.SequenceMatcher(None, _norm(line), p).ratio() >= ratio for p in before)]
+
+
+@stage("ocr", sections=("ocr",), requires=("keyframes",))
+def run(video: Video, ctx: Context) -> StageResult:
+    cfg = ctx.settings.ocr
+    if cfg.backend != "tesseract":
+        raise ValueError(f"ocr.backend: unknown OCR backend {cfg.backend!r} (expected 'tesseract')")
+    engine: Tesseract = ctx.backend(f"tesseract:{cfg.language}", lambda: Tesseract(cfg.language))
+    vid, store = video.video_id, ctx.store
+    clip_frames = [ClipFrames.from_dict(c) for c in store.get_json(keys.stage_output(vid, "keyframes"))["clips"]]
+    keyframes = sorted((k for c in clip_frames for k in c.keyframes), key=lambda k: (k.time, k.clip_index, k.k))
+
+    results: list[OcrResult] = []
+    previous: list[str] = []
+    for keyframe in keyframes:
+        with store.local_path(keyframe.key) as image:
+            lines = engine.lines(image, cfg.min_confidence)
+        fresh = new_lines(lines, previous, cfg.dedup_ratio)
+        results.append(OcrResult(keyframe.key, "\n".join(lines), "\n".join(fresh)))
+        previous = lines
+
+    ref = store.put_json(keys.stage_output(vid, "ocr"), {"results": [r.to_dict() for r in results]})
+    chars = sum(len(r.text) for r in results)
+    return StageResult(artifacts=[ref], summary={"keyframes": len(results), "chars": chars,
+                                                 "deduplicated_chars": sum(len(r.deduplicated) for r in results)})
+
+
+STAGE = run
