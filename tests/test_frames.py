@@ -68,3 +68,13 @@ def test_corrupt_and_videoless_files_raise_media_error(tmp_path, black_then_whit
     with pytest.raises(MediaError, match="no such file"):
         list(iter_frames(tmp_path / "missing.mp4", fps=1))
 
+
+
+def test_each_sample_is_the_frame_on_screen_at_its_time(tmp_path):
+    """A 10 fps counter video (frame n has brightness 5n): the sample at t must be frame 10t."""
+    src = tmp_path / "counter.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=black:s=64x64:r=10,format=gray,"
+                    "geq=lum='N*5'", "-t", "4", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", str(src)],
+                   check=True)
+    got = [(t, round(float(frame[..., 0].mean()) / 5)) for t, frame in iter_frames(src, fps=1)]
+    assert got == [(0.0, 0), (1.0, 10), (2.0, 20), (3.0, 30)]

@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from tqdm import tqdm
-
 from textbook.config import ConfigError, load_settings
 from textbook.context import Context
 
@@ -49,51 +47,35 @@ def _source_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {"search": search} if search else {}
 
 
-def collect_and_run(ctx: Context, kps: list, limit: int | None) -> dict[str, str]:
-    """Search each knowledge point, then run every linked video through every stage."""
-    from textbook.collect import discover, linked_videos
-    from textbook.pipeline import run_videos
-
-    for kp in tqdm(kps, desc="search", unit="kp", disable=len(kps) < 2):
-        discover(kp, ctx, limit)
-    video_ids = linked_videos(ctx, [kp.id for kp in kps])
-    with tqdm(total=len(video_ids), desc="videos", unit="video") as bar:
-        return run_videos(video_ids, ctx, progress=lambda vid, status: (bar.set_postfix_str(f"{vid}: {status}"),
-                                                                         bar.update()))
-
-
-def _print_outcome(final: dict[str, str], ctx: Context) -> None:
-    counts: dict[str, int] = {}
-    for status in final.values():
-        counts[status] = counts.get(status, 0) + 1
-    print("videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    for vid, status in final.items():
-        if status in ("failed", "filtered"):
-            print(f"  {vid}: {status}: {ctx.db.video(vid).reason}")
-
-
 def _export(ctx: Context, kp_ids: list[str] | None) -> None:
-    from textbook.export import export_dataset
+    from textbook.tasks import pack
 
-    summary = export_dataset(ctx, kp_ids)
-    print(f"dataset: {summary.root} ({summary.samples} samples, {summary.images} images, {summary.videos} videos)")
+    out = pack(kp_ids, ctx)
+    print(f"dataset: {out['root']} ({out['samples']} samples, {out['images']} images, {out['videos']} videos)")
+    print(f"report:  {out['report']}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from textbook.collect import collect_and_run, print_outcome
+
     ctx = _context(args, **_source_overrides(args))
     kps = _select(ctx, args)
     final = collect_and_run(ctx, kps, args.limit)
-    _print_outcome(final, ctx)
+    print_outcome(final, ctx)
     if not args.no_export:
         _export(ctx, None)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from textbook.demo import run_demo
+    from textbook.collect import print_outcome
+    from textbook.demo.job import run_demo
 
-    settings = load_settings(args.config)
-    run_demo(settings, port=args.port)
+    result = run_demo(load_settings(args.config), port=args.port)
+    print_outcome(result.final, result.ctx)
+    out = result.packed
+    print(f"dataset: {out['root']} ({out['samples']} samples, {out['images']} images, {out['videos']} videos)")
+    print(f"report:  {out['report']}")
     return 0
 
 

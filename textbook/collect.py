@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from tqdm import tqdm
+
 from textbook.context import Context
 from textbook.sources import get_source
 
@@ -27,3 +29,25 @@ def discover(kp, ctx: Context, limit: int | None = None) -> list[str]:  # noqa: 
 def linked_videos(ctx: Context, kp_ids: list[str]) -> list[str]:
     """Every video linked to these knowledge points; finished stages are skipped when they run."""
     return [row.video_id for row in ctx.db.videos(kp_ids=kp_ids)]
+
+
+def collect_and_run(ctx: Context, kps: list, limit: int | None) -> dict[str, str]:
+    """Search each knowledge point, then run every linked video through every stage."""
+    from textbook.pipeline import run_videos
+
+    for kp in tqdm(kps, desc="search", unit="kp", disable=len(kps) < 2):
+        discover(kp, ctx, limit)
+    video_ids = linked_videos(ctx, [kp.id for kp in kps])
+    with tqdm(total=len(video_ids), desc="videos", unit="video") as bar:
+        return run_videos(video_ids, ctx, progress=lambda vid, status: (bar.set_postfix_str(f"{vid}: {status}"),
+                                                                         bar.update()))
+
+
+def print_outcome(final: dict[str, str], ctx: Context) -> None:
+    counts: dict[str, int] = {}
+    for status in final.values():
+        counts[status] = counts.get(status, 0) + 1
+    print("videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for vid, status in final.items():
+        if status in ("failed", "filtered"):
+            print(f"  {vid}: {status}: {ctx.db.video(vid).reason}")

@@ -62,7 +62,9 @@ def iter_frames(path: Path, fps: float, max_height: int | None = None) -> Iterat
     info = probe(path)
     if not info.has_video:
         raise MediaError(f"{path.name}: no video stream")
-    filters = [f"fps=fps={fps}:start_time=0"]
+    # round=up: the frame emitted for tick t is the one on screen at t (the default, round=near,
+    # emits the last frame before t + 0.5/fps, so a slide shown just after t would be labelled t).
+    filters = [f"fps=fps={fps}:start_time=0:round=up"]
     if max_height:
         filters.append(f"scale=w=-2:h='min(ih,{int(max_height)})':flags=area")
     ffmpeg = shutil.which("ffmpeg")

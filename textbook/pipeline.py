@@ -74,3 +74,18 @@ def run_videos(video_ids: list[str], ctx: Context, progress=None) -> dict[str, s
         if progress is not None:
             progress(vid, final[vid])
     return final
+
+
+def is_finished(video_id: str, ctx: Context) -> bool:
+    """True when the video needs no work under the current config: every stage done (or the video
+    dropped by a filter) with today's fingerprints. Failed and half-done videos are not finished."""
+    from textbook.runner import fingerprint
+
+    runs = {r.stage: r for r in ctx.db.runs(video_id)}
+    for s in STAGES:
+        run = runs.get(s.name)
+        if run is None or run.status not in ("done", "skipped") or run.config_hash != fingerprint(s, ctx):
+            return False
+        if run.result.get("filtered"):
+            return True
+    return True

@@ -31,6 +31,7 @@ def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str]) -
         "ocr_image": [path(f.path) for f in clip.frames],
         "ocr_deduplicates": [f.ocr_deduplicated for f in clip.frames],
         "visual_kept": clip.visual_kept,
+        "visual_reason": clip.visual_reason,
         "image_tokens": images,
         "token_num": images + clip.text_tokens,
         "asr_token_num": clip.text_tokens,

@@ -42,6 +42,7 @@ class ClipItem:
     frames: tuple[Frame, ...]  # every keyframe SSIM kept, in order
     sampled: tuple[str, ...]  # sampled frames compared by SSIM: store key == dataset path
     visual_kept: bool
+    visual_reason: str = ""  # why the visual filter dropped the clip's images
 
     @property
     def images(self) -> tuple[str, ...]:
@@ -166,4 +167,5 @@ def _clip_item(video_id: str, knowledge_point: str | None, clip: Clip, clip_fram
     raw = (clip.text or "").strip()
     refined = (clip.refined_text or "").strip() or raw
     return ClipItem(video_id, knowledge_point, clip.index, float(clip.start), float(clip.end), raw, refined,
-                    tuple(frames), sampled, verdict.kept if verdict is not None else True)
+                    tuple(frames), sampled, verdict.kept if verdict is not None else True,
+                    verdict.reason if verdict is not None and not verdict.kept else "")

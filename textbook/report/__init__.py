@@ -1,0 +1,65 @@
+"""A static HTML report of an exported dataset, written into it at ``report/index.html``.
+
+It lets a person check a dataset without any tool: the funnel (what was found, kept, dropped and
+why), every kept video as its interleaved clips (keyframes beside transcript and OCR), and the
+dataset card's statistics with a few distribution plots. It is built from the exported files only
+(``videos.jsonl``, ``clips/``, ``obelics/``, ``images/``), so it works on any dataset folder, and
+opens from disk: relative links, inline CSS, nothing fetched. The same dataset gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from textbook.report.data import Dataset, ReportInputError, load_dataset
+from textbook.report.pages import index_page, video_page, video_page_path
+from textbook.report.plots import draw, plots
+
+__all__ = ["REPORT_FOLDER", "ReportInputError", "write_report"]
+
+REPORT_FOLDER = "report"
+
+
+def _existing_images(data: Dataset) -> set[str]:
+    """Keyframe paths of the clip view that are files in the dataset (the others are shown as missing)."""
+    paths = {p for clips in data.clips.values() for c in clips for p in c["keyframe_ssim"]}
+    return {p for p in paths if (data.root / p).is_file()}
+
+
+def _build(data: Dataset, out: Path) -> None:
+    charts = plots(data)
+    for chart in charts:
+        if chart.values:
+            draw(chart, out / chart.file)
+    (out / "index.html").write_text(index_page(data, charts, has_card=(data.root / "README.md").is_file()),
+                                    encoding="utf-8")
+    existing = _existing_images(data)
+    (out / "videos").mkdir()
+    for video in data.videos:
+        if video["exported"]:
+            (out / video_page_path(video["video_id"])).write_text(video_page(data, video, existing), encoding="utf-8")
+
+
+def write_report(dataset_root: Path) -> Path:
+    """Write ``<dataset_root>/report/`` from the exported files; returns the path of its index.html.
+
+    The folder is built beside the old one and swapped in, so a reader never sees half a report
+    and pages of videos no longer in the dataset do not linger.
+    """
+    root = Path(dataset_root)
+    data = load_dataset(root)
+    target = root / REPORT_FOLDER
+    build = Path(tempfile.mkdtemp(dir=root, prefix=".report-"))
+    old = root / f"{build.name}-old"
+    try:
+        build.chmod(0o755)
+        _build(data, build)
+        if target.exists():
+            target.rename(old)
+        build.rename(target)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return target / "index.html"

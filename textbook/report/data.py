@@ -1,0 +1,153 @@
+"""Read an exported dataset folder back, using only the files the export wrote (FORMAT.md).
+
+The report must work on any exported dataset, also one copied to another machine, so nothing
+here touches the database or the artifact store: ``videos.jsonl``, the clip view, the OBELICS
+shards and the files under ``images/`` are all there is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator
+
+from textbook.records import UnsafeIdError, check_video_id
+
+VIDEOS_FILE = "videos.jsonl"
+CLIPS_GLOB = "clips/part-*.jsonl"
+OBELICS_GLOB = "obelics/part-*.jsonl"
+END_OF_VIDEO_VID = "End of a Video"  # the clip view's pseudo-clip at a video boundary (FORMAT.md section 3)
+
+VIDEO_FIELDS = ("video_id", "status", "reason", "title", "duration", "verdicts", "counts", "exported")
+CLIP_FIELDS = ("clip_start", "clip_end", "asr", "refined_asr", "keyframe_ssim", "ocr_deduplicates", "visual_kept")
+SAMPLE_FIELDS = ("metadata", "image_num", "text_num", "token_num")
+
+
+class ReportInputError(ValueError):
+    """The folder is not an exported dataset, or one of its files does not follow FORMAT.md."""
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """One OBELICS sample, as far as the report needs it."""
+
+    index: int  # global sample index, as in obelics/shard_id_range.json
+    shard: str
+    video_ids: tuple[str, ...]  # in order of first appearance
+    image_num: int
+    text_num: int
+    token_num: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+    videos: list[dict[str, Any]]  # videos.jsonl, in file order
+    clips: dict[str, list[dict[str, Any]]]  # video id -> its clip-view records in time order
+    samples: list[SampleRow]
+
+    def samples_of(self, video_id: str) -> list[SampleRow]:
+        return [s for s in self.samples if video_id in s.video_ids]
+
+
+def _lines(root: Path, path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``file:line`` for error messages, JSON object) for each non-empty line."""
+    rel = path.relative_to(root).as_posix()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{rel}:{number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ReportInputError(f"{where}: not valid JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise ReportInputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        yield where, obj
+
+
+def _require(obj: dict[str, Any], fields: tuple[str, ...], where: str) -> None:
+    missing = [f for f in fields if f not in obj]
+    if missing:
+        raise ReportInputError(f"{where}: missing field(s) {', '.join(missing)}")
+
+
+def _video_id(value: Any, where: str) -> str:
+    try:
+        return check_video_id(value)
+    except UnsafeIdError as exc:
+        raise ReportInputError(f"{where}: {exc}") from None
+
+
+def dataset_path(path: str, where: str) -> str:
+    """A keyframe path from the data as a path relative to the dataset root.
+
+    Paths are relative by default; with export.absolute_paths they are absolute, and the dataset
+    may have moved since, so an absolute path is cut back to its ``images/<video_id>/<file>`` tail.
+    """
+    parts = PurePosixPath(path).parts
+    if PurePosixPath(path).is_absolute():
+        parts = parts[-3:]
+        if len(parts) != 3 or parts[0] != "images":
+            raise ReportInputError(f"{where}: absolute image path {path!r} does not end in images/<video_id>/<file>")
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        raise ReportInputError(f"{where}: image path {path!r} leaves the dataset folder")
+    return "/".join(parts)
+
+
+def _read_videos(root: Path) -> list[dict[str, Any]]:
+    path = root / VIDEOS_FILE
+    if not path.is_file():
+        raise ReportInputError(f"{path}: missing; is {root} an exported dataset folder?")
+    videos, seen = [], set()
+    for where, row in _lines(root, path):
+        _require(row, VIDEO_FIELDS, where)
+        vid = _video_id(row["video_id"], where)
+        if vid in seen:
+            raise ReportInputError(f"{where}: video {vid!r} has a second line")
+        seen.add(vid)
+        videos.append(row)
+    return videos
+
+
+def _read_clips(root: Path) -> dict[str, list[dict[str, Any]]]:
+    clips: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(root.glob(CLIPS_GLOB)):
+        for where, sample in _lines(root, path):
+            conversations = sample.get("conversations")
+            if not isinstance(conversations, list):
+                raise ReportInputError(f"{where}: expected a 'conversations' list")
+            for n, clip in enumerate(conversations):
+                if clip.get("vid") == END_OF_VIDEO_VID:
+                    continue
+                at = f"{where} conversations[{n}]"
+                _require(clip, ("vid", *CLIP_FIELDS), at)
+                vid = _video_id(clip["vid"], at)
+                record = dict(clip)
+                record["keyframe_ssim"] = [dataset_path(p, at) for p in clip["keyframe_ssim"]]
+                clips.setdefault(vid, []).append(record)
+    for records in clips.values():
+        records.sort(key=lambda c: (c["clip_start"], c["clip_end"]))
+    return clips
+
+
+def _read_samples(root: Path) -> list[SampleRow]:
+    samples = []
+    for path in sorted(root.glob(OBELICS_GLOB)):
+        for where, row in _lines(root, path):
+            _require(row, SAMPLE_FIELDS, where)
+            vids: dict[str, None] = {}
+            for n, meta in enumerate(row["metadata"]):
+                vid = meta.get("video_id") if isinstance(meta, dict) else None
+                vids[_video_id(vid, f"{where} metadata[{n}]")] = None
+            samples.append(SampleRow(len(samples), f"obelics/{path.name}", tuple(vids), int(row["image_num"]),
+                                       int(row["text_num"]), int(row["token_num"])))
+    return samples
+
+
+def load_dataset(root: Path) -> Dataset:
+    root = Path(root)
+    if not root.is_dir():
+        raise ReportInputError(f"{root}: not a folder")
+    return Dataset(root=root, videos=_read_videos(root), clips=_read_clips(root), samples=_read_samples(root))

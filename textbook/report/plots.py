@@ -1,0 +1,62 @@
+"""Distribution plots as PNG files, byte-identical for the same data.
+
+Figures are drawn with the Agg canvas directly (no pyplot, so no global state and no display),
+under matplotlib's default style so that a user's matplotlibrc cannot change the bytes, and saved
+without the "Software" text chunk, the only thing that would vary between matplotlib versions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.style
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from textbook.report.data import Dataset
+
+
+@dataclass(frozen=True)
+class Plot:
+    file: str  # name under report/
+    title: str
+    xlabel: str
+    values: list[float]
+    integer: bool  # one bar per value instead of a histogram
+
+
+def plots(data: Dataset) -> list[Plot]:
+    exported = {v["video_id"] for v in data.videos if v["exported"]}
+    clips = [c for vid in sorted(exported) for c in data.clips.get(vid, [])]
+    return [
+        Plot("keyframes-per-clip.png", "Keyframes per clip (kept by SSIM)", "keyframes",
+             [len(c["keyframe_ssim"]) for c in clips], integer=True),
+        Plot("clip-seconds.png", "Clip length", "seconds",
+             [float(c["clip_end"]) - float(c["clip_start"]) for c in clips], integer=False),
+        Plot("tokens-per-sample.png", "Tokens per sample (text + images)", "tokens",
+             [s.token_num for s in data.samples], integer=False),
+    ]
+
+
+def draw(plot: Plot, path: Path) -> None:
+    """Write the plot as a PNG at ``path`` (callers skip plots without values)."""
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(5.0, 3.0), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        if plot.integer:
+            counts = Counter(int(v) for v in plot.values)
+            xs = sorted(counts)
+            ax.bar(xs, [counts[x] for x in xs], width=0.8, color="#4a7ab5")
+            ax.set_xticks(xs)
+        else:
+            ax.hist(plot.values, bins=min(20, max(1, len(set(plot.values)))), color="#4a7ab5", edgecolor="white")
+        ax.set_title(plot.title)
+        ax.set_xlabel(plot.xlabel)
+        ax.set_ylabel("count")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.tight_layout()
+        fig.savefig(path, format="png", metadata={"Software": None})

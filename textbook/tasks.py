@@ -1,0 +1,102 @@
+"""Entry points for orchestrators (Airflow tasks, Celery workers): ids in, ids out, no media.
+
+One Context per worker process, so a model loaded by one task is reused by the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from textbook.context import Context
+
+
+@lru_cache(maxsize=1)
+def context() -> Context:
+    """The process-wide context, from $TEXTBOOK_CONFIG and TEXTBOOK_* variables."""
+    return Context.from_settings()
+
+
+def search(kp_id: str, limit: int | None = None, ctx: Context | None = None) -> list[str]:
+    """Search a knowledge point; return the ids of its videos that still have work to do."""
+    from textbook.collect import discover, linked_videos
+    from textbook.pipeline import is_finished
+
+    ctx = ctx or context()
+    discover(ctx.taxonomy.get(kp_id), ctx, limit)
+    return [vid for vid in linked_videos(ctx, [kp_id]) if not is_finished(vid, ctx)]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One orchestrator task: a few consecutive stages that belong on the same kind of worker."""
+
+    task_id: str
+    stages: tuple[str, ...]
+    queue: str = "default"  # "gpu" for stages that run a model
+    network: bool = False  # talks to the outside world: retried with backoff
+
+
+# The per-video chain as orchestrators run it. tests/test_tasks.py checks it covers the pipeline's
+# stages in order and agrees with each stage's model/network flags.
+TASK_PLAN: tuple[TaskSpec, ...] = (
+    TaskSpec("download", ("download",), network=True),
+    TaskSpec("transcript", ("audio", "transcript"), queue="gpu"),
+    TaskSpec("filters", ("filters", "refine"), queue="gpu", network=True),
+    TaskSpec("clips", ("clips",)),
+    TaskSpec("keyframes", ("keyframes",)),
+    TaskSpec("ocr", ("ocr",)),
+    TaskSpec("clip_filter", ("visual_filter",), queue="gpu"),
+)
+
+
+@dataclass
+class TaskOutcome:
+    video_id: str
+    stage: str
+    status: str  # done | cached | skipped
+    reason: str
+
+    @property
+    def stops_chain(self) -> bool:
+        """The video was dropped (by this stage or before): the rest of its chain is skipped."""
+        return bool(self.reason)
+
+
+def run_stage(stage_name: str, video_id: str, ctx: Context | None = None) -> TaskOutcome:
+    """Run one stage on one video (raises StageFailed with the recorded reason)."""
+    from textbook.pipeline import STAGES, complete_video, stage_by_name
+    from textbook.runner import run_stage as _run
+
+    ctx = ctx or context()
+    stage = stage_by_name(stage_name)
+    out = _run(stage, video_id, ctx)
+    if stage is STAGES[-1] or out.reason:
+        complete_video(video_id, ctx)
+    return TaskOutcome(video_id, stage_name, out.status, out.reason)
+
+
+def run_task(task_id: str, video_id: str, ctx: Context | None = None) -> TaskOutcome:
+    """Run a task's stages in order; stops early when the video is dropped."""
+    spec = next((t for t in TASK_PLAN if t.task_id == task_id), None)
+    if spec is None:
+        raise KeyError(f"unknown task {task_id!r}; tasks: {', '.join(t.task_id for t in TASK_PLAN)}")
+    out = TaskOutcome(video_id, task_id, "cached", "")
+    for name in spec.stages:
+        out = run_stage(name, video_id, ctx)
+        if out.stops_chain:
+            break
+    return out
+
+
+def pack(kp_ids: list[str] | None = None, ctx: Context | None = None) -> dict[str, Any]:
+    """Export the dataset and its HTML report; returns counts for the corpus asset event."""
+    from textbook.export import export_dataset
+    from textbook.report import write_report
+
+    ctx = ctx or context()
+    summary = export_dataset(ctx, kp_ids)
+    report = write_report(summary.root)
+    return {"root": str(summary.root), "report": str(report), "samples": summary.samples,
+            "images": summary.images, "videos": summary.videos}
