@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 setup: system $(STAMP)
 
 system:
-	@scripts/setup-system.sh
+	@scripts/setup-system.sh chromium
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
