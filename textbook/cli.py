@@ -69,9 +69,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from textbook.collect import print_outcome
-    from textbook.demo.job import run_demo
+    from textbook.demo.job import DEMO_KP
 
-    result = run_demo(load_settings(args.config), port=args.port)
+    settings = load_settings(args.config)
+    if args.no_airflow:
+        from textbook.demo.job import run_demo
+
+        result = run_demo(settings, port=args.port)
+    else:
+        from textbook.demo.through_airflow import run_demo_through_airflow
+
+        result = run_demo_through_airflow(settings, port=args.port, config_file=args.config)
+        print(f"airflow: DAG {result.ctx.taxonomy.get(DEMO_KP).dag_id} ran with "
+              f"`airflow dags test`; log: {result.packed['log']}")
     print_outcome(result.final, result.ctx)
     out = result.packed
     print(f"dataset: {out['root']} ({out['samples']} samples, {out['images']} images, {out['videos']} videos)")
@@ -168,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="render the demo course, serve it on 127.0.0.1 and run it end to end")
     demo.add_argument("--port", type=int, default=8765)
+    demo.add_argument("--no-airflow", action="store_true", help="run the stages in this process, without Airflow")
     demo.set_defaults(fn=cmd_demo)
 
     status = sub.add_parser("status", help="progress per knowledge point and per video, with failure reasons")
