@@ -43,8 +43,8 @@ def airflow_env(settings: Settings, extra: dict[str, str] | None = None) -> dict
     return env
 
 
-def airflow(args: list[str], env: dict[str, str], log: Path) -> None:
-    """Run one `airflow` CLI command, its output appended to ``log``."""
+def airflow(args: list[str], env: dict[str, str], log: Path, check: bool = True) -> int:
+    """Run one `airflow` CLI command, its output appended to ``log``; its exit status."""
     exe = shutil.which("airflow", path=str(Path(sys.executable).parent)) or shutil.which("airflow")
     if exe is None:
         raise AirflowRunError("the airflow command is not installed (make setup installs it)")
@@ -53,8 +53,9 @@ def airflow(args: list[str], env: dict[str, str], log: Path) -> None:
         out.write(f"\n$ airflow {' '.join(args)}\n")
         out.flush()
         proc = subprocess.run([exe, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise AirflowRunError(f"`airflow {' '.join(args)}` exited with {proc.returncode}; see {log}")
+    return proc.returncode
 
 
 def prepare_airflow(settings: Settings, env: dict[str, str], log: Path) -> None:
@@ -66,16 +67,16 @@ def prepare_airflow(settings: Settings, env: dict[str, str], log: Path) -> None:
         airflow(["pools", "set", settings.dags.gpu_pool, "1", "one slot per GPU"], env, log)
 
 
-def dag_test(settings: Settings, kp_id: str, extra_env: dict[str, str] | None = None) -> Path:
-    """`airflow dags test` of one knowledge point's DAG; returns the log file."""
+def dag_test(settings: Settings, kp_id: str, extra_env: dict[str, str] | None = None) -> tuple[int, Path]:
+    """`airflow dags test` of one knowledge point's DAG: its exit status (non-zero when a video
+    failed) and the log file."""
     from textbook.taxonomy import load_taxonomy
 
     kp = load_taxonomy(settings.taxonomy_dir or None).get(kp_id)
     env = airflow_env(settings, extra_env)
     log = settings.data_path / "airflow" / "logs" / f"dags-test-{kp.dag_id}.log"
     prepare_airflow(settings, env, log)
-    airflow(["dags", "test", kp.dag_id], env, log)
-    return log
+    return airflow(["dags", "test", kp.dag_id], env, log, check=False), log
 
 
 def run_demo_through_airflow(settings: Settings, port: int = 8765, config_file: str | None = None) -> DemoResult:
@@ -89,7 +90,7 @@ def run_demo_through_airflow(settings: Settings, port: int = 8765, config_file: 
         extra["TEXTBOOK_CONFIG"] = str(Path(config_file).resolve())
     with DemoServer(course, port=port) as server:
         urls_file.write_text("\n".join(server.urls()) + "\n")
-        log = dag_test(settings, DEMO_KP, extra)
+        _, log = dag_test(settings, DEMO_KP, extra)
     ctx = Context.from_settings(settings.replace(search={"source": "urls", "urls_file": str(urls_file)}))
     final = {row.video_id: row.status for row in ctx.db.videos(kp_ids=[DEMO_KP])}
     root = settings.export_root

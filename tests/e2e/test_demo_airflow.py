@@ -1,0 +1,84 @@
+"""The demo knowledge point's DAG under real Airflow (`airflow dags test`, SQLite metadata).
+
+First run: one lecture's page answers HTTP 500 every time, so that video fails while every other
+video finishes (or is filtered). Second run: the server is healthy; only the failed video is
+processed again, from its failed stage, and nothing else does any stage work.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from textbook.config import load_settings
+from textbook.context import Context
+from textbook.demo.job import DEMO_KP, prepare_course
+from textbook.demo.serve import DemoServer
+from textbook.demo.through_airflow import dag_test
+from textbook.export import validate_dataset
+
+pytestmark = pytest.mark.slow
+BROKEN = "prob_dice04"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    settings = load_settings(environ={}, data_root=str(tmp_path_factory.mktemp("airflow-demo")))
+    course = prepare_course(settings)
+    urls = settings.data_path / "demo-urls.txt"
+    env = {"TEXTBOOK_SEARCH__SOURCE": "urls", "TEXTBOOK_SEARCH__URLS_FILE": str(urls),
+           "TEXTBOOK_DAGS__RETRIES": "0", "TEXTBOOK_DOWNLOAD__RETRIES": "0"}
+    port = _free_port()
+    ctx = Context.from_settings(settings.replace(search={"source": "urls", "urls_file": str(urls)}))
+    with DemoServer(course, port=port) as server:
+        urls.write_text("\n".join(server.urls()) + "\n")
+        server.fail(server.page_url(BROKEN), times=1000)
+        first_rc, log = dag_test(settings, DEMO_KP, env)
+    first = {row.video_id: (row.status, row.reason) for row in ctx.db.videos()}
+    attempts = {(r.video_id, r.stage): r.attempts for r in ctx.db.runs()}
+    with DemoServer(course, port=port) as server:
+        second_rc, _ = dag_test(settings, DEMO_KP, env)
+    return settings, ctx, first_rc, first, attempts, second_rc, log
+
+
+def test_failed_url_fails_only_its_video(runs):
+    _, _, first_rc, first, _, _, log = runs
+    assert first[BROKEN][0] == "failed"
+    assert "download" in first[BROKEN][1] and "http_500" in first[BROKEN][1]
+    others = {vid: status for vid, (status, _) in first.items() if vid != BROKEN}
+    assert sorted(others.values()) == ["done", "done", "done", "filtered", "filtered"]
+    # A failed video does not fail the collection: pack still runs and the run succeeds, while the
+    # video's task instance is failed in the grid (and in `textbook status`), ready to be cleared.
+    assert first_rc == 0
+    text = log.read_text().split("$ airflow dags test")[1]  # the first run's part of the log
+    assert text.count("new_state=failed") == 1
+    assert "rendered_map_index='calc-deriv01'" in text  # map indexes carry video ids
+
+
+def test_second_run_retries_the_failed_video_only(runs):
+    settings, ctx, _, _, attempts, second_rc, _ = runs
+    assert second_rc == 0
+    assert {row.video_id: row.status for row in ctx.db.videos()}[BROKEN] == "done"
+    now = {(r.video_id, r.stage): r.attempts for r in ctx.db.runs()}
+    changed = {key for key in now if now[key] != attempts.get(key)}
+    assert changed and {vid for vid, _ in changed} == {BROKEN}
+    assert now[(BROKEN, "download")] == 2  # failed once, then succeeded
+
+
+def test_pack_writes_a_valid_dataset_and_report(runs):
+    settings = runs[0]
+    root = settings.export_root
+    assert validate_dataset(root) == []
+    lines = [json.loads(line) for line in (root / "videos.jsonl").read_text().splitlines()]
+    assert sum(1 for r in lines if r.get("status") == "done") == 4
+    assert (root / "report" / "index.html").is_file()
+    assert (root / "report" / "videos" / f"{BROKEN}.html").is_file()
