@@ -1,0 +1,24 @@
+"""The orchestrators' task plan agrees with the pipeline's stages."""
+
+from __future__ import annotations
+
+import pytest
+
+from textbook.pipeline import STAGES, stage_by_name
+from textbook.tasks import TASK_PLAN, run_task
+
+
+def test_task_plan_covers_every_stage_once_in_order():
+    assert [s for t in TASK_PLAN for s in t.stages] == [s.name for s in STAGES]
+
+
+def test_task_plan_queues_and_retries_follow_the_stage_flags():
+    for spec in TASK_PLAN:
+        stages = [stage_by_name(s) for s in spec.stages]
+        assert (spec.queue == "gpu") == any(s.model for s in stages), spec.task_id
+        assert spec.network >= any(s.network for s in stages), spec.task_id
+
+
+def test_unknown_task_is_named(ctx):
+    with pytest.raises(KeyError, match="unknown task 'nope'"):
+        run_task("nope", "v1", ctx)
