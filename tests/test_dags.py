@@ -74,7 +74,7 @@ def test_every_dag_has_tags_owner_retries_and_the_video_chain(shipped):
             "video.transcript", "video.filters", "video.clip_filter"}
         assert all(t["map_index_template"] for k, t in tasks.items() if k.startswith("video."))
         assert tasks["pack"]["trigger_rule"] == "all_done"
-        assert tasks["video.keyframes"]["upstream"] == ["video.clips"]
+        assert tasks["video.keyframes"]["upstream"] == ["search", "video.clips"]  # ids come from search
 
 
 def test_nightly_schedules_are_spread_over_the_window(shipped):
