@@ -35,6 +35,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from skimage import data as skimage_data
 
+from textbook.atomic import atomic_write
 from textbook.media import run_ffmpeg
 from textbook.records import check_video_id
 
@@ -561,7 +562,7 @@ def render_lecture(lecture: Lecture, out_dir: Path, work: Path) -> dict[str, Any
     if lecture.captions:
         name = f"{video_id}.{lecture.language}.vtt"
         body = "".join(f"{_vtt_time(s)} --> {_vtt_time(e)}\n{text}\n\n" for s, e, text in cues)
-        _write_atomic(out_dir / name, ("WEBVTT\n\n" + body).encode("utf-8"))
+        _write(out_dir / name, ("WEBVTT\n\n" + body).encode("utf-8"))
         captions[lecture.language] = name
     return {
         "id": video_id, "title": lecture.title, "description": lecture.description, "channel": CHANNEL,
@@ -586,10 +587,8 @@ def _encode(stills: Path, narration: Path, duration: float, dst: Path) -> None:
     os.replace(partial, dst)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+def _write(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 # --- the course ----------------------------------------------------------------------------------
@@ -630,5 +629,5 @@ def render_course(out_dir: Path) -> dict[str, Any]:
         videos = [render_lecture(lecture, out_dir, Path(tmp) / lecture.video_id) for lecture in LECTURES]
     manifest = {"render_version": version, "channel": CHANNEL, "width": WIDTH, "height": HEIGHT, "fps": FPS,
                 "videos": videos}
-    _write_atomic(out_dir / MANIFEST, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    _write(out_dir / MANIFEST, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
     return manifest

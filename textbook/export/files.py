@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import filecmp
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from textbook.atomic import atomic_write
 from textbook.store import ArtifactStore, check_key
 
 # Folders and top-level files that belong to the exporter; anything else under the root is left alone.
@@ -41,19 +40,7 @@ class DatasetWriter:
         return self.root / check_key(rel)
 
     def _atomic(self, rel: str, fill: Callable[[Path], None]) -> None:
-        target = self.path(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-        os.close(fd)
-        try:
-            fill(Path(tmp))
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path(rel), fill)
 
     def write_bytes(self, rel: str, data: bytes) -> Path:
         target = self.path(rel)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
+from textbook.atomic import atomic_write
 from textbook.store.base import ArtifactRef, ArtifactStore, MissingArtifact, check_key, sha256_bytes, sha256_file
 
 
@@ -20,20 +19,8 @@ class LocalStore(ArtifactStore):
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _atomic(self, key: str, write) -> Path:  # noqa: ANN001 - callable(Path)
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-        os.close(fd)
-        try:
-            write(Path(tmp))
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+    def _atomic(self, key: str, write: Callable[[Path], None]) -> Path:
+        return atomic_write(self.path(key), write)
 
     def put_bytes(self, key: str, data: bytes) -> ArtifactRef:
         self._atomic(key, lambda tmp: tmp.write_bytes(data))
