@@ -51,9 +51,11 @@ PROBE = textwrap.dedent("""
 
 
 def measure(taxonomy: Path, extra_env: dict[str, str] | None = None) -> dict:
-    env = {**os.environ, "TEXTBOOK_TAXONOMY_DIR": str(taxonomy), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW_HOME": tempfile.mkdtemp(prefix="bench-airflow-"), **(extra_env or {})}
-    out = subprocess.run([sys.executable, "-c", PROBE, str(REPO / "dags")], env=env, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="bench-airflow-") as home:
+        env = {**os.environ, "TEXTBOOK_TAXONOMY_DIR": str(taxonomy), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+               "AIRFLOW_HOME": home, **(extra_env or {})}
+        out = subprocess.run([sys.executable, "-c", PROBE, str(REPO / "dags")], env=env, capture_output=True,
+                             text=True)
     if out.returncode != 0:
         raise SystemExit(f"DAG parse probe failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -69,7 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-taxonomy-") as tmp:
         n = write_taxonomy(Path(tmp), args.subjects, args.courses, args.sub_courses, args.kps)
         full = measure(Path(tmp))
-        one_dag = f"textbook__subject00__course00__sub00__kp00"
+        one_dag = "textbook__subject00__course00__sub00__kp00"
         single = measure(Path(tmp), {"_AIRFLOW_PARSING_CONTEXT_DAG_ID": one_dag,
                                      "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "search"})
     print(f"DAG parse, {n} knowledge points ({args.subjects} subject files)")

@@ -22,7 +22,7 @@ from textbook.export.interleave import ClipItem, Entry
 from textbook.export.obelics import FOLDER as OBELICS_FOLDER
 from textbook.export.obelics import SINGLE_JSON, obelics_sample, write_obelics, write_shards
 from textbook.export.packing import Sample, order_samples, pack
-from textbook.export.tokens import count_tokens
+from textbook.tokens import count_tokens
 from textbook.export.validate import validate_dataset
 from textbook.export.videos import KnowledgePoint, VideoEntry, load_videos, video_record
 from textbook.store import ArtifactStore, LocalStore

@@ -18,7 +18,7 @@ import yaml
 
 import textbook
 from textbook.config import Settings
-from textbook.export.tokens import TOKEN_RULE, count_tokens
+from textbook.tokens import TOKEN_RULE, count_tokens
 from textbook.export.videos import KnowledgePoint, VideoEntry, failure, filtered_by
 
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from textbook import keys
-from textbook.export.tokens import count_tokens
+from textbook.tokens import count_tokens
 from textbook.records import Clip, ClipFrames, ClipVisual, OcrResult
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 from textbook.export.files import DatasetWriter, dumps, jsonl
 from textbook.export.interleave import ClipItem, positions
 from textbook.export.packing import Sample
-from textbook.export.tokens import count_tokens
+from textbook.tokens import count_tokens
 
 FOLDER = "obelics"
 SINGLE_JSON = "multimodal_textbook.json"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from textbook.export.clipview import END_OF_VIDEO_CLIP
-from textbook.export.tokens import count_tokens
+from textbook.tokens import count_tokens
 
 MAX_PROBLEMS = 200
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from textbook import keys
 from textbook.export.interleave import ClipItem, ExportInputError, build_clips
-from textbook.export.tokens import count_tokens
+from textbook.tokens import count_tokens
 from textbook.records import Verdict
 from textbook.state import StageRun
 from textbook.store import ArtifactStore, MissingArtifact

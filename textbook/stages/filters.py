@@ -22,7 +22,7 @@ from textbook.context import Context
 from textbook.language import scores
 from textbook.records import Transcript, Verdict, Video
 from textbook.stages.base import StageResult, stage
-from textbook.transcript import count_tokens
+from textbook.tokens import count_tokens
 
 SILENCE_FLOOR_DBFS = -120.0  # what digital silence (RMS 0) is reported as
 _WORD = re.compile(r"[\w']+")

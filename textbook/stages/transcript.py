@@ -15,7 +15,7 @@ from textbook import keys
 from textbook.context import Context
 from textbook.records import Transcript, Video
 from textbook.stages.base import StageResult, stage
-from textbook.transcript import count_tokens
+from textbook.tokens import count_tokens
 from textbook.transcript.asr import get_asr
 from textbook.transcript.captions import CaptionError, parse_captions
 
