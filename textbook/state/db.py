@@ -9,13 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import create_engine, event, select, update
+from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from textbook.records import Video
-from textbook.state.models import Base, KnowledgePointRow, StageRun, VideoKnowledgePoint, VideoRow, utcnow
+from textbook.state.models import KnowledgePointRow, StageRun, VideoKnowledgePoint, VideoRow, utcnow
 
 # A run still marked 'running' after this long is taken to belong to a dead worker.
 STALE_AFTER = timedelta(hours=6)
@@ -48,7 +48,17 @@ class StateDB:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Bring the schema to the newest Alembic revision (idempotent; safe for racing workers)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # workers starting together migrate one at a time
+                conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
