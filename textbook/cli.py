@@ -156,6 +156,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_server(args: argparse.Namespace) -> int:
+    from textbook.model_server import ModelServer
+
+    server = ModelServer(_context(args), host=args.host, port=args.port)
+    print(f"model server on http://{args.host}:{server.server_port} (POST /run, GET /stats)", flush=True)
+    server.serve_forever()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textbook", description=__doc__)
     p.add_argument("--config", help="YAML settings file (default $TEXTBOOK_CONFIG; TEXTBOOK_* variables override)")
@@ -194,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write the dataset (FORMAT.md) from finished videos")
     selection(export)
     export.set_defaults(fn=cmd_export)
+
+    model = sub.add_parser("model-server", help="serve model stages to the GPU worker's tasks (models load once)")
+    model.add_argument("--host", default="127.0.0.1")
+    model.add_argument("--port", type=int, default=8790)
+    model.set_defaults(fn=cmd_model_server)
 
     validate = sub.add_parser("validate", help="check a written dataset against FORMAT.md")
     validate.add_argument("root", nargs="?")

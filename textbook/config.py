@@ -185,6 +185,16 @@ class DagSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """How a worker runs model stages: in its own process, or through a long-lived model server."""
+
+    # A GPU worker runs `textbook model-server` beside its Celery worker and sets this URL, so each
+    # model loads once per server process instead of once per Airflow task process.
+    model_server_url: str = ""
+    model_server_timeout: float = 7200.0
+
+
+@dataclass(frozen=True)
 class Settings:
     data_root: str = "data"
     database_url: str = ""  # default sqlite:///<data_root>/state.db
@@ -202,6 +212,7 @@ class Settings:
     visual_filter: VisualFilterSettings = field(default_factory=VisualFilterSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     dags: DagSettings = field(default_factory=DagSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
 
     @property
     def data_path(self) -> Path:

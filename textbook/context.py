@@ -21,6 +21,7 @@ class Context:
     store: ArtifactStore
     db: StateDB
     _backends: dict[str, Any] = field(default_factory=dict, repr=False)
+    backend_builds: dict[str, int] = field(default_factory=dict, repr=False)  # how often each was built
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Context":
@@ -33,6 +34,7 @@ class Context:
         """The backend cached under ``name``, built by ``build`` the first time."""
         if name not in self._backends:
             self._backends[name] = build()
+            self.backend_builds[name] = self.backend_builds.get(name, 0) + 1
         return self._backends[name]
 
     @cached_property

@@ -77,11 +77,21 @@ def run_stage(stage_name: str, video_id: str, ctx: Context | None = None) -> Tas
     return TaskOutcome(video_id, stage_name, out.status, out.reason)
 
 
-def run_task(task_id: str, video_id: str, ctx: Context | None = None) -> TaskOutcome:
-    """Run a task's stages in order; stops early when the video is dropped."""
+def run_task(task_id: str, video_id: str, ctx: Context | None = None, *, remote_ok: bool = True) -> TaskOutcome:
+    """Run a task's stages in order; stops early when the video is dropped.
+
+    On a GPU worker (``workers.model_server_url`` set) model tasks go to the model server, which
+    keeps its models loaded across tasks; ``remote_ok=False`` is how the server itself calls in.
+    """
     spec = next((t for t in TASK_PLAN if t.task_id == task_id), None)
     if spec is None:
         raise KeyError(f"unknown task {task_id!r}; tasks: {', '.join(t.task_id for t in TASK_PLAN)}")
+    ctx = ctx or context()
+    workers = ctx.settings.workers
+    if remote_ok and workers.model_server_url and spec.queue == "gpu":
+        from textbook.model_server import run_remote
+
+        return TaskOutcome(**run_remote(workers.model_server_url, task_id, video_id, workers.model_server_timeout))
     out = TaskOutcome(video_id, task_id, "cached", "")
     for name in spec.stages:
         out = run_stage(name, video_id, ctx)
