@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, chain, get_parsing_context, task_group
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from textbook.config import DagSettings, load_settings
 from textbook.taxonomy import KnowledgePoint, load_taxonomy
@@ -62,8 +62,16 @@ class VideoStageOperator(BaseOperator):
 
     def execute(self, context: Any) -> str:
         from textbook import tasks
+        from textbook.runner import StageBusy, StageFailed
 
-        outcome = tasks.run_task(self.step, self.video_id)
+        try:
+            outcome = tasks.run_task(self.step, self.video_id)
+        except StageBusy as exc:  # another run holds this video right now: not this run's failure
+            raise AirflowSkipException(str(exc)) from None
+        except StageFailed as exc:
+            if exc.permanent:  # a removed video or a corrupt file: retries cannot help
+                raise AirflowFailException(str(exc)) from exc
+            raise
         if outcome.stops_chain:
             raise AirflowSkipException(f"{self.video_id}: dropped ({outcome.reason})")
         return self.video_id

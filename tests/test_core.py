@@ -219,3 +219,52 @@ def test_runner_records_failure_and_filter(ctx):
 def test_runner_refuses_unknown_video(ctx):
     with pytest.raises(StageFailed, match="unknown video"):
         run_stage(probe_stage, "nope", ctx)
+
+
+class Killed(BaseException):
+    """What an orchestrator's timeout looks like: not an Exception."""
+
+
+@stage("killed_stage")
+def killed_stage(video: Video, ctx: Context) -> StageResult:
+    raise Killed("execution_timeout")
+
+
+def test_a_killed_stage_is_recorded_failed_not_left_running(ctx):
+    ctx.db.add_video(Video("k1", "http://a/k1"))
+    with pytest.raises(Killed):
+        run_stage(killed_stage, "k1", ctx)
+    run = ctx.db.run("k1", "killed_stage")
+    assert run.status == "failed" and "Killed: execution_timeout" in run.error
+    with pytest.raises(Killed):  # claimable again at once: no StageBusy for hours
+        run_stage(killed_stage, "k1", ctx)
+    assert ctx.db.run("k1", "killed_stage").attempts == 2
+
+
+def test_a_stage_held_by_another_worker_is_busy(ctx):
+    from textbook.runner import StageBusy
+
+    ctx.db.add_video(Video("b1", "http://a/b1"))
+    assert ctx.db.claim("b1", "probe_stage", "x", worker="elsewhere")
+    with pytest.raises(StageBusy, match="another worker"):
+        run_stage(probe_stage, "b1", ctx)
+
+
+def test_permanent_failures_are_marked_and_finish_the_video(ctx):
+    from textbook.media import MediaError
+    from textbook.pipeline import is_finished, stage_by_name
+
+    @stage("corrupt_stage")
+    def corrupt(video: Video, ctx: Context) -> StageResult:
+        raise MediaError("empty file")
+
+    ctx.db.add_video(Video("c1", "http://a/c1"))
+    with pytest.raises(StageFailed) as err:
+        run_stage(corrupt, "c1", ctx)
+    assert err.value.permanent and ctx.db.run("c1", "corrupt_stage").result == {"permanent": True}
+    # a transient failure in the pipeline's first stage leaves the video unfinished (retried next run)
+    ctx.db.add_video(Video("t1", "http://127.0.0.1:9/t1.mp4", source="urls"))
+    with pytest.raises(StageFailed) as err:
+        run_stage(stage_by_name("download"), "t1", Context(ctx.settings.replace(download={"retries": 0}),
+                                                           ctx.store, ctx.db))
+    assert not err.value.permanent and not is_finished("t1", ctx)

@@ -22,3 +22,16 @@ def test_task_plan_queues_and_retries_follow_the_stage_flags():
 def test_unknown_task_is_named(ctx):
     with pytest.raises(KeyError, match="unknown task 'nope'"):
         run_task("nope", "v1", ctx)
+
+
+def test_a_video_found_by_two_knowledge_points_is_processed_by_the_first_only(ctx, tmp_path):
+    from textbook.context import Context
+    from textbook.tasks import search
+
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/a.mp4\nhttp://127.0.0.1:9/b.mp4\n")
+    c = Context(ctx.settings.replace(search={"source": "urls", "urls_file": str(urls)}), ctx.store, ctx.db)
+    first, second = c.taxonomy.knowledge_points[:2]
+    assert search(first.id, ctx=c) == ["a", "b"]
+    assert search(second.id, ctx=c) == []  # linked to both, processed by the first one's DAG
+    assert [link.kp_id for link in c.db.links("a")] == [first.id, second.id]

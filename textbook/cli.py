@@ -114,7 +114,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     from textbook.pipeline import run_video
-    from textbook.runner import StageFailed
+    from textbook.runner import StageBusy, StageFailed
 
     ctx = _context(args)
     for vid in args.video_id:
@@ -129,6 +129,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
             run_video(vid, ctx)
         except StageFailed as exc:
             print(f"{vid}: failed again: {exc.stage}: {exc.reason}")
+            continue
+        except StageBusy as exc:
+            print(f"{vid}: {exc}")
             continue
         print(f"{vid}: {ctx.db.video(vid).status}")
     return 0

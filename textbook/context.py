@@ -22,6 +22,7 @@ class Context:
     db: StateDB
     _backends: dict[str, Any] = field(default_factory=dict, repr=False)
     backend_builds: dict[str, int] = field(default_factory=dict, repr=False)  # how often each was built
+    fingerprints: dict[str, str] = field(default_factory=dict, repr=False)  # stage name -> config fingerprint
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Context":
@@ -36,6 +37,10 @@ class Context:
             self._backends[name] = build()
             self.backend_builds[name] = self.backend_builds.get(name, 0) + 1
         return self._backends[name]
+
+    def close(self) -> None:
+        """Release database connections (a long-lived process keeps its context instead)."""
+        self.db.engine.dispose()
 
     @cached_property
     def taxonomy(self):  # noqa: ANN201 - Taxonomy, imported lazily

@@ -12,6 +12,8 @@ from pathlib import Path
 class MediaError(RuntimeError):
     """A media file is corrupt, empty, or lacks the stream a stage needs."""
 
+    permanent = True  # the same file fails the same way every time
+
 
 def _tool(name: str) -> str:
     path = shutil.which(name)

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from textbook.context import Context
-from textbook.runner import StageFailed
+from textbook.runner import StageBusy, StageFailed
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,10 @@ class ModelServer(ThreadingHTTPServer):
                 try:
                     out.append({"ok": True, **asdict(run_task(step, vid, self.ctx, remote_ok=False))})
                 except StageFailed as exc:
-                    out.append({"ok": False, "video_id": vid, "stage": exc.stage, "reason": exc.reason})
+                    out.append({"ok": False, "video_id": vid, "stage": exc.stage, "reason": exc.reason,
+                                "permanent": exc.permanent})
+                except StageBusy as exc:
+                    out.append({"ok": False, "video_id": vid, "busy": str(exc)})
         return out
 
     def stats(self) -> dict[str, Any]:
@@ -101,5 +104,7 @@ def run_remote(url: str, step: str, video_id: str, timeout: float) -> dict[str, 
     except (urllib.error.URLError, TimeoutError) as exc:
         raise RuntimeError(f"model server {url} unreachable: {exc}") from None
     if not result.pop("ok"):
-        raise StageFailed(result["video_id"], result["stage"], result["reason"])
+        if "busy" in result:
+            raise StageBusy(result["busy"])
+        raise StageFailed(result["video_id"], result["stage"], result["reason"], result["permanent"])
     return result

@@ -6,7 +6,7 @@ import logging
 from typing import Iterable
 
 from textbook.context import Context
-from textbook.runner import Outcome, StageFailed, run_stage
+from textbook.runner import Outcome, StageBusy, StageFailed, fingerprint, run_stage
 from textbook.stages import audio, clips, download, filters, keyframes, ocr, refine, transcript, visual_filter
 from textbook.stages.base import Stage
 
@@ -33,21 +33,35 @@ def stage_by_name(name: str) -> Stage:
         raise KeyError(f"unknown stage {name!r}; stages: {', '.join(_BY_NAME)}") from None
 
 
-def complete_video(video_id: str, ctx: Context) -> str:
-    """Set the video's final status from its stage runs: done, filtered, or failed."""
+def chain_state(video_id: str, ctx: Context) -> tuple[str, str]:
+    """Where the video's chain stands under the current config, from its stage runs:
+    ('done' | 'filtered' | 'failed' | 'permanent_failure' | 'pending', reason)."""
     runs = {r.stage: r for r in ctx.db.runs(video_id)}
     for s in STAGES:
         run = runs.get(s.name)
-        if run is None or run.status == "running":
-            return ctx.db.video(video_id).status
+        if run is None or run.status == "running" or run.config_hash != fingerprint(s, ctx):
+            return "pending", ""
         if run.status == "failed":
-            ctx.db.set_video_status(video_id, "failed", f"{s.name}: {run.error}")
-            return "failed"
+            return ("permanent_failure" if run.result.get("permanent") else "failed"), f"{s.name}: {run.error}"
         if run.result.get("filtered"):
-            ctx.db.set_video_status(video_id, "filtered", run.result["filtered"])
-            return "filtered"
-    ctx.db.set_video_status(video_id, "done")
-    return "done"
+            return "filtered", run.result["filtered"]
+    return "done", ""
+
+
+def complete_video(video_id: str, ctx: Context) -> str:
+    """Set the video's final status from its stage runs: done, filtered, or failed."""
+    state, reason = chain_state(video_id, ctx)
+    if state == "pending":
+        return ctx.db.video(video_id).status
+    status = "failed" if state == "permanent_failure" else state
+    ctx.db.set_video_status(video_id, status, reason)
+    return status
+
+
+def is_finished(video_id: str, ctx: Context) -> bool:
+    """True when the video needs no work under the current config: every stage done, or dropped by
+    a filter, or failed in a way no retry can mend. A transient failure is retried next run."""
+    return chain_state(video_id, ctx)[0] in ("done", "filtered", "permanent_failure")
 
 
 def run_video(video_id: str, ctx: Context, stages: Iterable[Stage] = STAGES) -> list[Outcome]:
@@ -68,24 +82,9 @@ def run_videos(video_ids: list[str], ctx: Context, progress=None) -> dict[str, s
     for vid in video_ids:
         try:
             run_video(vid, ctx)
-        except StageFailed as exc:
+        except (StageFailed, StageBusy) as exc:
             log.warning("%s", exc)
         final[vid] = ctx.db.video(vid).status
         if progress is not None:
             progress(vid, final[vid])
     return final
-
-
-def is_finished(video_id: str, ctx: Context) -> bool:
-    """True when the video needs no work under the current config: every stage done (or the video
-    dropped by a filter) with today's fingerprints. Failed and half-done videos are not finished."""
-    from textbook.runner import fingerprint
-
-    runs = {r.stage: r for r in ctx.db.runs(video_id)}
-    for s in STAGES:
-        run = runs.get(s.name)
-        if run is None or run.status not in ("done", "skipped") or run.config_hash != fingerprint(s, ctx):
-            return False
-        if run.result.get("filtered"):
-            return True
-    return True

@@ -19,13 +19,20 @@ def context() -> Context:
 
 
 def search(kp_id: str, limit: int | None = None, ctx: Context | None = None) -> list[str]:
-    """Search a knowledge point; return the ids of its videos that still have work to do."""
+    """Search a knowledge point; return the ids of the videos this knowledge point's DAG should
+    process: found first by it, and with work left."""
     from textbook.collect import discover, linked_videos
     from textbook.pipeline import is_finished
 
     ctx = ctx or context()
     discover(ctx.taxonomy.get(kp_id), ctx, limit)
-    return [vid for vid in linked_videos(ctx, [kp_id]) if not is_finished(vid, ctx)]
+    return [vid for vid in linked_videos(ctx, [kp_id]) if _primary_kp(vid, ctx) == kp_id and not is_finished(vid, ctx)]
+
+
+def _primary_kp(video_id: str, ctx: Context) -> str:
+    """The knowledge point that found the video first: its DAG processes the video, so two DAGs
+    that found the same video never race on it."""
+    return ctx.db.links(video_id)[0].kp_id
 
 
 @dataclass(frozen=True)

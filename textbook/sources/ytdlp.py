@@ -25,6 +25,11 @@ class FetchError(RuntimeError):
         self.detail = detail
 
     @property
+    def permanent(self) -> bool:
+        """Retrying cannot help: the video is gone, private, too big, or from an unsupported site."""
+        return self.reason in ("unavailable", "login_required", "too_big", "unsupported")
+
+    @property
     def transient(self) -> bool:
         return self.reason in ("timeout", "network") or bool(re.fullmatch(r"http_(5\d\d|429)", self.reason))
 

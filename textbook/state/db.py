@@ -171,18 +171,5 @@ class StateDB:
             run.error = error
             run.finished_at = now
             run.seconds = (now - run.started_at).total_seconds() if run.started_at else None
-            if status != "failed":
-                run.artifacts = artifacts or []
-                run.result = result or {}
-
-    def reset(self, video_id: str, stages: Sequence[str] | None = None) -> int:
-        """Forget stage runs (all, or the named ones) so they run again; returns how many."""
-        with self.session() as s:
-            q = select(StageRun).where(StageRun.video_id == video_id)
-            if stages:
-                q = q.where(StageRun.stage.in_(list(stages)))
-            rows = list(s.scalars(q))
-            for row in rows:
-                s.delete(row)
-            s.execute(update(VideoRow).where(VideoRow.video_id == video_id).values(status="new", reason=""))
-            return len(rows)
+            run.result = result or {}
+            run.artifacts = [] if status == "failed" else (artifacts or [])
