@@ -268,3 +268,35 @@ def test_permanent_failures_are_marked_and_finish_the_video(ctx):
         run_stage(stage_by_name("download"), "t1", Context(ctx.settings.replace(download={"retries": 0}),
                                                            ctx.store, ctx.db))
     assert not err.value.permanent and not is_finished("t1", ctx)
+
+
+# -- sources: ids -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, vid", [
+    ("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=3", "dQw4w9WgXcQ"),
+    ("https://youtu.be/-abc_DEF123", "-abc_DEF123"),
+    ("https://music.youtube.com/watch?v=dQw4w9WgXcQ", "dQw4w9WgXcQ"),
+    ("https://www.youtube.com/shorts/dQw4w9WgXcQ", "dQw4w9WgXcQ"),
+    ("https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ", "dQw4w9WgXcQ"),
+    ("http://127.0.0.1:8765/lectures/calc-deriv01.html", "calc-deriv01"),
+    ("http://h/a b/ü.mp4", "u" + __import__("hashlib").sha1(b"http://h/a b/\xc3\xbc.mp4").hexdigest()[:11]),
+])
+def test_ids_from_urls(url, vid):
+    from textbook.sources import safe_id_from_url
+
+    assert safe_id_from_url(url) == vid
+
+
+def test_different_videos_with_the_same_file_name_keep_both(ctx, tmp_path):
+    from textbook.collect import discover
+
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://h/a/lecture.mp4\nhttp://h/b/lecture.mp4\nhttp://other:8080/a/lecture.mp4\n")
+    c = Context(ctx.settings.replace(search={"source": "urls", "urls_file": str(urls)}), ctx.store, ctx.db)
+    kp = c.taxonomy.knowledge_points[0]
+    ids = discover(kp, c)
+    assert len(ids) == 2 and ids[0] == "lecture" and ids[1].startswith("lecture-")  # the third is the first again
+    urls.write_text("http://h/c/lecture.mp4\n")  # a later run finds yet another lecture.mp4
+    later = discover(kp, c)
+    assert later[0].startswith("lecture-") and later[0] not in ids
+    assert c.db.video("lecture").url == "http://h/a/lecture.mp4"

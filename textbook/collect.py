@@ -7,7 +7,9 @@ import logging
 from tqdm import tqdm
 
 from textbook.context import Context
+from textbook.records import Video
 from textbook.sources import get_source
+from textbook.sources.base import disambiguated, url_identity
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +22,18 @@ def discover(kp, ctx: Context, limit: int | None = None) -> list[str]:  # noqa: 
     """
     ctx.db.upsert_knowledge_points([kp])
     source = get_source(ctx.settings)
-    videos = source.search(kp.query, limit or ctx.settings.search.max_results)
+    videos = [_unique_against_db(v, ctx) for v in source.search(kp.query, limit or ctx.settings.search.max_results)]
     new = sum(ctx.db.add_video(v, kp.id) for v in videos)
     log.info("%s: %d videos found, %d new", kp.id, len(videos), new)
     return [v.video_id for v in videos]
+
+
+def _unique_against_db(video: Video, ctx: Context) -> Video:
+    """A different video whose id is already taken (same file name elsewhere) gets its own id."""
+    row = ctx.db.video(video.video_id)
+    if row is not None and url_identity(row.url) != url_identity(video.url):
+        return disambiguated(video)
+    return video
 
 
 def linked_videos(ctx: Context, kp_ids: list[str]) -> list[str]:

@@ -36,6 +36,9 @@ class StoreSettings:
     region: str = ""
     path_style: bool = False
     aws_conn_id: str = ""  # Airflow connection holding credentials (distributed deployments)
+    multipart_threshold_mb: int = 64  # s3: files this large or larger upload in parts
+    multipart_chunk_mb: int = 16  # s3: part size (S3 raises anything under 5 MiB to 5 MiB)
+    url_expiry_seconds: int = 3600  # s3: lifetime of the presigned URLs url() hands out
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class SearchSettings:
 class DownloadSettings:
     max_height: int = 720
     caption_languages: tuple[str, ...] = ("en",)
+    auto_captions: bool = True  # also fetch automatic captions (used when no manual ones exist)
     sleep_interval: float = 0.0
     max_sleep_interval: float = 0.0
     rate_limit: str = ""  # e.g. "2M"; empty for unlimited
@@ -73,7 +77,6 @@ class AudioSettings:
 @dataclass(frozen=True)
 class TranscriptSettings:
     prefer_captions: bool = True
-    allow_auto_captions: bool = True
     asr_backend: str = "pocketsphinx"  # pocketsphinx | faster_whisper | whisperx
     asr_model: str = ""  # model folder (faster_whisper) or name (whisperx)
     device: str = "cpu"
@@ -150,7 +153,7 @@ class VisualFilterSettings:
 
 @dataclass(frozen=True)
 class ExportSettings:
-    root: str = ""  # default <data_root>/dataset
+    root: str = ""  # default <data_root>/dataset; s3://bucket/prefix: staged in <data_root>/dataset, then synced
     token_budget: int = 4096
     image_tokens: int = 576
     end_of_video: str = "<|end_of_video|>"
@@ -195,6 +198,21 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class AirflowSettings:
+    """Where `textbook retry` and `textbook backfill` reach Airflow's REST API (public API v2).
+
+    Empty ``api_url``: no Airflow to talk to; `retry` then reruns videos in this process. The
+    password is read from the environment variable named by ``password_env``, never stored in the
+    settings, because the settings are published in the dataset card.
+    """
+
+    api_url: str = ""  # the api-server's base URL, e.g. http://airflow-apiserver:8080
+    username: str = ""
+    password_env: str = "AIRFLOW_API_PASSWORD"
+    timeout: float = 30.0  # seconds per HTTP request
+
+
+@dataclass(frozen=True)
 class Settings:
     data_root: str = "data"
     database_url: str = ""  # default sqlite:///<data_root>/state.db
@@ -212,6 +230,7 @@ class Settings:
     visual_filter: VisualFilterSettings = field(default_factory=VisualFilterSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     dags: DagSettings = field(default_factory=DagSettings)
+    airflow: AirflowSettings = field(default_factory=AirflowSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
 
     @property
@@ -228,6 +247,9 @@ class Settings:
 
     @property
     def export_root(self) -> Path:
+        """The local dataset folder; with an ``s3://`` export.root, the local copy that is synced there."""
+        if self.export.root.startswith("s3://"):
+            return self.data_path / "dataset"
         return Path(self.export.root).expanduser().resolve() if self.export.root else self.data_path / "dataset"
 
     def section_hash(self, *sections: str) -> str:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from textbook.config import DownloadSettings, SearchSettings
-import re
-
-from textbook.records import Video
+from textbook.records import UnsafeIdError, Video, check_video_id
 from textbook.sources.base import SourceError, dedup, safe_id_from_url
-from textbook.sources.ytdlp import FetchError, base_options, extract
+from textbook.sources.ytdlp import FetchError, available_captions, base_options, extract
 
 
 def video_from_entry(entry: dict, query: str, rank: int) -> Video:
     """A search result's metadata, kept as yt-dlp gives it in flat mode."""
     url = entry.get("webpage_url") or entry.get("url") or ""
-    vid = entry.get("id") or ""
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", vid):
+    try:
+        vid = check_video_id(entry.get("id") or "")
+    except UnsafeIdError:
         vid = safe_id_from_url(url)  # feeds and generic pages may give no id, or an unsafe one
-    captions = {"manual": sorted(entry.get("subtitles") or {}), "auto": sorted(entry.get("automatic_captions") or {})}
     return Video(
         video_id=vid,
         url=url,
@@ -28,7 +26,7 @@ def video_from_entry(entry: dict, query: str, rank: int) -> Video:
         view_count=entry.get("view_count"),
         license=entry.get("license") or "",
         language=entry.get("language") or "",
-        captions={k: v for k, v in captions.items() if v},
+        captions=available_captions(entry),
         search_keyword=query,
         rank=rank,
     )

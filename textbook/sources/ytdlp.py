@@ -83,6 +83,12 @@ def _bytes(text: str, key: str) -> int:
     return int(value)
 
 
+def available_captions(info: dict[str, Any]) -> dict[str, list[str]]:
+    """Every caption language the platform lists, by kind (manual, auto), not only downloaded ones."""
+    found = {"manual": sorted(info.get("subtitles") or {}), "auto": sorted(info.get("automatic_captions") or {})}
+    return {kind: langs for kind, langs in found.items() if langs}
+
+
 def classify(exc: BaseException) -> FetchError:
     """Turn yt-dlp's message into a short reason a person can act on."""
     msg = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).replace("ERROR: ", "").strip()

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 from textbook import keys, media
 from textbook.context import Context
 from textbook.records import Video
-from textbook.sources.ytdlp import FetchError, base_options, extract
+from textbook.sources.ytdlp import FetchError, available_captions, base_options, extract
 from textbook.stages.base import StageResult, stage
 from textbook.store import ArtifactRef
 
@@ -27,7 +27,7 @@ def _ytdlp_fetch(video: Video, ctx: Context, tmp: Path) -> tuple[Path, list[tupl
         "noplaylist": True,
         "outtmpl": {"default": str(tmp / "media.%(ext)s")},
         "writesubtitles": True,
-        "writeautomaticsub": ctx.settings.transcript.allow_auto_captions,
+        "writeautomaticsub": ctx.settings.download.auto_captions,
         "subtitleslangs": list(cfg.caption_languages),
         "subtitlesformat": "vtt/srt/best",
     }
@@ -94,19 +94,13 @@ def run(video: Video, ctx: Context) -> StageResult:
             refs.append(ref)
             caption_docs.append({"lang": lang, "kind": kind, "key": ref.key, "ext": cext})
     meta = _metadata(video, info, probe)
-    available = _available_captions(info) if video.source != "local" else _caption_index(caption_docs)
+    available = available_captions(info) if video.source != "local" else _caption_index(caption_docs)
     doc = {**meta, "video_id": video.video_id, "url": video.url, "media_key": refs[0].key, "captions": caption_docs,
            "has_audio": probe.has_audio, "width": probe.width, "height": probe.height, "fps": probe.fps}
     refs.append(ctx.store.put_json(keys.info(video.video_id), doc))
     ctx.db.update_video_meta(video.video_id, {**meta, "captions": available})
     return StageResult(artifacts=refs, summary={"duration": probe.duration, "captions": len(caption_docs),
                                                 "height": probe.height})
-
-
-def _available_captions(info: dict[str, Any]) -> dict[str, list[str]]:
-    """Every caption language the platform lists (not only the downloaded ones)."""
-    found = {"manual": sorted(info.get("subtitles") or {}), "auto": sorted(info.get("automatic_captions") or {})}
-    return {kind: langs for kind, langs in found.items() if langs}
 
 
 def _caption_index(docs: list[dict[str, str]]) -> dict[str, list[str]]:

@@ -59,7 +59,7 @@ def run(video: Video, ctx: Context) -> StageResult:
     rejected: list[str] = []
     if cfg.prefer_captions:
         info = ctx.store.get_json(keys.info(vid))
-        for track in caption_choices(info.get("captions") or [], cfg.language, cfg.allow_auto_captions):
+        for track in caption_choices(info.get("captions") or [], cfg.language, ctx.settings.download.auto_captions):
             auto = track["kind"] == "auto"
             text = ctx.store.get_bytes(track["key"]).decode("utf-8-sig", errors="replace")
             try:
