@@ -88,7 +88,7 @@ def test_a_clip_whose_visuals_were_dropped_keeps_its_text(tmp_path):
     assert (root / dropped["keyframe_ssim"][0]).is_file()
     first = clips["conversations"][0]
     assert first["asr"] == "one two three" and first["refined_asr"] == "One, two, three."
-    assert first["extracted_frames"] == [keys.sampled_frame("vidA", 0.0, 15.0, n) for n in (1, 2)]
+    assert first["extracted_frames"] == []  # sampled frames are not shipped by default: no dangling paths
     assert first["token_num"] == first["image_tokens"] + first["asr_token_num"] == 2 * 10 + 6
     assert {"vid": "End of a Video", "image_tokens": 0, "token_num": 0} in clips["conversations"]
     assert clips["token_num"] == sum(c["token_num"] for c in clips["conversations"])
@@ -249,6 +249,8 @@ def test_sampled_frames_option_ships_the_frames_ssim_compared(tmp_path):
     assert validate_dataset(summary.root) == []
     frame = keys.sampled_frame("-vidB_2", 12.5, 25.0, 2)
     assert (summary.root / frame).is_file()
+    listed = [p for s in clip_samples(summary.root) for c in s["conversations"] for p in c.get("extracted_frames", [])]
+    assert frame in listed and all((summary.root / p).is_file() for p in listed)
     (summary.root / frame).unlink()
     assert any("sampled frame" in p for p in validate_dataset(summary.root))
 

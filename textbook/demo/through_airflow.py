@@ -16,7 +16,7 @@ from pathlib import Path
 
 from textbook.config import Settings
 from textbook.context import Context
-from textbook.demo.job import DEMO_KP, DemoResult, prepare_course
+from textbook.demo.job import DEMO_KP, DemoResult, demo_settings, prepare_course
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,8 +68,8 @@ def prepare_airflow(settings: Settings, env: dict[str, str], log: Path) -> None:
 
 
 def dag_test(settings: Settings, kp_id: str, extra_env: dict[str, str] | None = None) -> tuple[int, Path]:
-    """`airflow dags test` of one knowledge point's DAG: its exit status (non-zero when a video
-    failed) and the log file."""
+    """`airflow dags test` of one knowledge point's DAG: its exit status (non-zero when the run
+    failed, e.g. the DAG did not import; a failed video does not fail the run) and the log file."""
     from textbook.taxonomy import load_taxonomy
 
     kp = load_taxonomy(settings.taxonomy_dir or None).get(kp_id)
@@ -90,8 +90,10 @@ def run_demo_through_airflow(settings: Settings, port: int = 8765, config_file: 
         extra["TEXTBOOK_CONFIG"] = str(Path(config_file).resolve())
     with DemoServer(course, port=port) as server:
         urls_file.write_text("\n".join(server.urls()) + "\n")
-        _, log = dag_test(settings, DEMO_KP, extra)
-    ctx = Context.from_settings(settings.replace(search={"source": "urls", "urls_file": str(urls_file)}))
+        rc, log = dag_test(settings, DEMO_KP, extra)
+    if rc != 0:
+        raise AirflowRunError(f"the demo DAG run failed (exit {rc}); see {log}")
+    ctx = Context.from_settings(demo_settings(settings, urls_file))
     final = {row.video_id: row.status for row in ctx.db.videos(kp_ids=[DEMO_KP])}
     root = settings.export_root
     problems = validate_dataset(root)

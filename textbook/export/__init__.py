@@ -4,7 +4,8 @@
 (FORMAT.md): ``obelics/`` shards, the ``clips/`` view, ``videos.jsonl``, the keyframes under
 ``images/`` and the ``README.md`` card. Re-running it on the same input writes the same bytes, and
 it removes what an earlier export left that this one did not write. ``validate_dataset`` checks a
-written dataset against every invariant of FORMAT.md.
+written dataset against every invariant of FORMAT.md. An ``s3://`` export.root is written locally
+the same way, then mirrored to S3 (remote.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from textbook.export.interleave import ClipItem, Entry
 from textbook.export.obelics import FOLDER as OBELICS_FOLDER
 from textbook.export.obelics import SINGLE_JSON, obelics_sample, write_obelics, write_shards
 from textbook.export.packing import Sample, order_samples, pack
+from textbook.export.remote import SyncSummary, remote_target, sync_to_s3
 from textbook.tokens import count_tokens
 from textbook.export.validate import validate_dataset
 from textbook.export.videos import KnowledgePoint, VideoEntry, load_videos, video_record
@@ -42,6 +44,7 @@ class ExportSummary:
     images: int  # keyframe files under images/
     shards: int
     paths: dict[str, Path]
+    remote: SyncSummary | None = None  # the S3 mirror, when export.root is an s3:// URL
 
 
 def _check_root_apart_from_store(root: Path, store: ArtifactStore) -> None:
@@ -122,6 +125,7 @@ def export_dataset(ctx: Context, kp_ids: list[str] | None = None) -> ExportSumma
     exp = settings.export
     root = settings.export_root
     _check_root_apart_from_store(root, ctx.store)
+    target = remote_target(settings, ctx.store)
     named = _named_knowledge_points(ctx, kp_ids) if kp_ids is not None else None
     entries = load_videos(ctx, kp_ids)
     kps = named if named is not None else _linked_knowledge_points(entries)
@@ -137,7 +141,8 @@ def export_dataset(ctx: Context, kp_ids: list[str] | None = None) -> ExportSumma
     rows = [obelics_sample(s, end_of_video=exp.end_of_video, image_tokens=exp.image_tokens, image_path=path)
             for s in samples]
     shards = write_obelics(writer, rows, exp.shard_size, exp.single_json)
-    write_shards(writer, CLIPS_FOLDER, [clip_sample(s, image_tokens=exp.image_tokens, path=path) for s in samples],
+    write_shards(writer, CLIPS_FOLDER, [
+        clip_sample(s, image_tokens=exp.image_tokens, path=path, frames_shipped=exp.sampled_frames) for s in samples],
                  exp.shard_size)
     writer.write_bytes("videos.jsonl", jsonl(video_record(e, exp.image_tokens) for e in entries))
 
@@ -154,5 +159,6 @@ def export_dataset(ctx: Context, kp_ids: list[str] | None = None) -> ExportSumma
              "videos": root / "videos.jsonl", "card": root / "README.md"}
     if exp.single_json:
         paths["single_json"] = root / SINGLE_JSON
+    remote = sync_to_s3(root, target, settings, ctx.store) if target else None
     return ExportSummary(root=root, samples=len(rows), videos=sum(e.exported for e in entries), records=len(entries),
-                         images=images, shards=len(shards), paths=paths)
+                         images=images, shards=len(shards), paths=paths, remote=remote)

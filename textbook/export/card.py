@@ -206,8 +206,8 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[
         f"- `images/<video_id>/<video_id>@<start>_<end>#<k>.jpg`: {images} keyframe(s): every keyframe of the "
         "exported videos, also those the visual filter dropped (only the clip view shows those).",
         "- `frames/<video_id>/`: the sampled frames that SSIM compared (export.sampled_frames)." if exp.sampled_frames
-        else "- Sampled frames (`extracted_frames` in the clip view) are listed but not shipped "
-             "(export.sampled_frames is off).",
+        else "- Sampled frames are not shipped (export.sampled_frames is off), so the clip view's "
+             "`extracted_frames` lists are empty.",
         "- Image paths are absolute (export.absolute_paths)." if exp.absolute_paths
         else "- Image paths are relative to this folder.",
         "",

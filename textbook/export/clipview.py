@@ -17,7 +17,7 @@ FOLDER = "clips"
 END_OF_VIDEO_CLIP = {"vid": "End of a Video", "image_tokens": 0, "token_num": 0}
 
 
-def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str]) -> dict[str, Any]:
+def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str], frames_shipped: bool) -> dict[str, Any]:
     images = len(clip.images) * image_tokens
     return {
         "vid": clip.video_id,
@@ -25,7 +25,8 @@ def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str]) -
         "clip_end": clip.end,
         "asr": clip.asr,
         "refined_asr": clip.refined_asr,
-        "extracted_frames": [path(p) for p in clip.sampled],
+        # only paths that exist in the dataset: the sampled frames ship with export.sampled_frames
+        "extracted_frames": [path(p) for p in clip.sampled] if frames_shipped else [],
         "keyframe_ssim": [path(f.path) for f in clip.frames],
         "ocr": [f.ocr for f in clip.frames],
         "ocr_image": [path(f.path) for f in clip.frames],
@@ -38,12 +39,13 @@ def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str]) -
     }
 
 
-def _record(entry: Entry, image_tokens: int, path: Callable[[str], str]) -> dict[str, Any]:
+def _record(entry: Entry, image_tokens: int, path: Callable[[str], str], frames_shipped: bool) -> dict[str, Any]:
     if isinstance(entry, ClipItem):
-        return clip_record(entry, image_tokens, path)
+        return clip_record(entry, image_tokens, path, frames_shipped)
     return dict(END_OF_VIDEO_CLIP)
 
 
-def clip_sample(sample: Sample, *, image_tokens: int, path: Callable[[str], str]) -> dict[str, Any]:
-    conversations = [_record(e, image_tokens, path) for e in sample]
+def clip_sample(sample: Sample, *, image_tokens: int, path: Callable[[str], str],
+                frames_shipped: bool) -> dict[str, Any]:
+    conversations = [_record(e, image_tokens, path, frames_shipped) for e in sample]
     return {"token_num": sum(c["token_num"] for c in conversations), "conversations": conversations}

@@ -146,7 +146,8 @@ def run(video: Video, ctx: Context) -> StageResult:
            "language_confidence": round(confidence, 4), "verdicts": [v.to_dict() for v in verdicts]}
     ref = ctx.store.put_json(keys.stage_output(vid, "filters"), doc)
     summary = {"kept": failed is None, "language": language, "duration": round(duration, 3),
-               "dbfs": round(dbfs, 2), "failed": [v.name for v in verdicts if not v.passed]}
+               "dbfs": round(dbfs, 2), "failed": [v.name for v in verdicts if not v.passed],
+               "verdicts": doc["verdicts"]}  # also in the database: videos.jsonl needs them without the store
     return StageResult(artifacts=[ref], summary=summary, filtered=reason)
 
 

@@ -22,7 +22,7 @@ def run(video: Video, ctx: Context) -> StageResult:
     ref = ctx.store.put_json(keys.stage_output(video.video_id, "refine"), doc)
     filtered = ""
     if score.value is not None and score.value < cfg.min_score:
-        filtered = "llm_score"
+        filtered = f"llm_score: {score.value:g} under refine.min_score {cfg.min_score:g} ({score.reason})"
     return StageResult(artifacts=[ref], summary={"backend": refiner.name, "llm_score": score.value,
                                                  "llm_reason": score.reason}, filtered=filtered)
 
