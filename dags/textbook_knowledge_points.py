@@ -132,7 +132,8 @@ def build_dag(kp: KnowledgePoint, cfg: DagSettings) -> DAG:
             chain(*(VideoStageOperator(video_id=video_id, **_step_options(spec, cfg)) for spec in TASK_PLAN))
 
         pack = PackOperator(task_id="pack", queue=cfg.default_queue, trigger_rule="all_done",
-                            execution_timeout=timedelta(minutes=cfg.cpu_timeout_minutes))
+                            execution_timeout=timedelta(minutes=cfg.cpu_timeout_minutes),
+                            **({"pool": cfg.pack_pool} if cfg.pack_pool else {}))
         video.expand(video_id=search.output) >> pack
     return dag
 

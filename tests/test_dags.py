@@ -73,7 +73,7 @@ def test_every_dag_has_tags_owner_retries_and_the_video_chain(shipped):
         assert {k for k, t in tasks.items() if t["queue"] == "gpu"} == {
             "video.transcript", "video.filters", "video.clip_filter"}
         assert all(t["map_index_template"] for k, t in tasks.items() if k.startswith("video."))
-        assert tasks["pack"]["trigger_rule"] == "all_done"
+        assert tasks["pack"]["trigger_rule"] == "all_done" and tasks["pack"]["pool"] == "textbook_pack"
         assert tasks["video.keyframes"]["upstream"] == ["search", "video.clips"]  # ids come from search
 
 

@@ -359,3 +359,24 @@ def test_a_finished_video_with_broken_documents_is_recorded_not_exported(tmp_pat
 def test_an_unknown_knowledge_point_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="unknown knowledge point 'chem-9'"):
         export_dataset(_small_world(tmp_path), kp_ids=["chem-9"])
+
+
+def test_concurrent_exports_of_one_data_root_do_not_interleave(tmp_path):
+    import threading
+
+    ctx = _small_world(tmp_path)
+    errors: list[BaseException] = []
+
+    def export() -> None:
+        try:
+            export_dataset(ctx)
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert validate_dataset(ctx.settings.export_root) == []

@@ -1,4 +1,4 @@
-"""The ``textbook`` command: run, demo, status, retry, export, validate."""
+"""The ``textbook`` command: run, demo, status, retry, backfill, export, validate."""
 
 from __future__ import annotations
 
@@ -112,11 +112,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retry_through_airflow(ctx: Context, video_ids: list[str]) -> int:
+    """Clear each video's failed task and its downstream in Airflow; the scheduler reruns them."""
+    from textbook.airflow_api import AirflowApiError, AirflowClient
+    from textbook.airflow_ops import RetryError, retry_through_airflow
+
+    client = AirflowClient.from_settings(ctx.settings)
+    problems = []
+    for vid in video_ids:
+        try:
+            done = retry_through_airflow(client, ctx, vid)
+        except RetryError as exc:
+            problems.append(str(exc))
+            continue
+        except AirflowApiError as exc:
+            raise CliError(f"{vid}: {exc}") from None
+        print(f"{vid}: cleared {done.task_id} and downstream in {done.dag_id} run {done.run_id} "
+              f"({len(done.cleared)} task instances to run again)")
+    if problems:
+        raise CliError("; ".join(problems))
+    return 0
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
     from textbook.pipeline import run_video
     from textbook.runner import StageBusy, StageFailed
 
     ctx = _context(args)
+    if ctx.settings.airflow.api_url:
+        return _retry_through_airflow(ctx, args.video_id)
     for vid in args.video_id:
         row = ctx.db.video(vid)
         if row is None:
@@ -137,11 +161,35 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from textbook.airflow_api import AirflowApiError, AirflowClient
+    from textbook.airflow_ops import BackfillError, backfill
+
+    ctx = _context(args)
+    kps = ctx.taxonomy.select(subject=args.subject)
+    client = AirflowClient.from_settings(ctx.settings)
+    print(f"backfill {args.subject}: {len(kps)} knowledge-point DAGs, at most {args.max_active} runs at once")
+    try:
+        runs = backfill(client, [kp.dag_id for kp in kps], label=args.subject, max_active=args.max_active,
+                        poll_seconds=args.poll, timeout=args.timeout)
+    except (BackfillError, AirflowApiError) as exc:
+        raise CliError(str(exc)) from None
+    failed = [run.dag_id for run in runs if run.state != "success"]
+    print(f"backfill {args.subject}: {len(runs) - len(failed)} runs succeeded, {len(failed)} failed")
+    if failed:
+        raise CliError(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     ctx = _context(args)
     kp_ids = None
     if args.kp or args.subject:
         kp_ids = [kp.id for kp in _select(ctx, args)]
+        if not ctx.settings.export.root:  # a slice gets its own folder: never replace the whole corpus
+            name = "-".join(args.subject or []) or "-".join(args.kp)
+            root = ctx.settings.data_path / "slices" / (name if len(name) <= 80 else name[:80])
+            ctx = Context(ctx.settings.replace(export={"root": str(root)}), ctx.store, ctx.db)
     _export(ctx, kp_ids)
     return 0
 
@@ -199,9 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--failed", action="store_true")
     status.set_defaults(fn=cmd_status)
 
-    retry = sub.add_parser("retry", help="run failed videos again from their failed stage")
+    retry = sub.add_parser("retry", help="run failed videos again from their failed stage (through Airflow's "
+                                         "REST API when airflow.api_url is set, else in this process)")
     retry.add_argument("video_id", nargs="+")
     retry.set_defaults(fn=cmd_retry)
+
+    backfill = sub.add_parser("backfill", help="trigger every knowledge-point DAG of a subject through Airflow's "
+                                               "REST API, a few runs at a time")
+    backfill.add_argument("--subject", required=True, help="subject id")
+    backfill.add_argument("--max-active", type=int, default=4, help="runs of this backfill queued or running at once")
+    backfill.add_argument("--poll", type=float, default=10.0, help="seconds between checks of the runs")
+    backfill.add_argument("--timeout", type=float, help="stop waiting after this many seconds (runs go on in Airflow)")
+    backfill.set_defaults(fn=cmd_backfill)
 
     export = sub.add_parser("export", help="write the dataset (FORMAT.md) from finished videos")
     selection(export)

@@ -185,6 +185,7 @@ class DagSettings:
     gpu_queue: str = "gpu"
     download_pool: str = "youtube"
     gpu_pool: str = ""  # one slot per GPU in a cluster; empty: no pool
+    pack_pool: str = "textbook_pack"  # one slot: exports of the shared dataset never overlap
 
 
 @dataclass(frozen=True)

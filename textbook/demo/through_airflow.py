@@ -65,6 +65,8 @@ def prepare_airflow(settings: Settings, env: dict[str, str], log: Path) -> None:
         airflow(["pools", "set", settings.dags.download_pool, "4", "concurrent downloads from video sites"], env, log)
     if settings.dags.gpu_pool:
         airflow(["pools", "set", settings.dags.gpu_pool, "1", "one slot per GPU"], env, log)
+    if settings.dags.pack_pool:
+        airflow(["pools", "set", settings.dags.pack_pool, "1", "one export of the shared dataset at a time"], env, log)
 
 
 def dag_test(settings: Settings, kp_id: str, extra_env: dict[str, str] | None = None) -> tuple[int, Path]:

@@ -10,6 +10,8 @@ the same way, then mirrored to S3 (remote.py).
 
 from __future__ import annotations
 
+import fcntl
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -120,7 +122,18 @@ def _copy_images(writer: DatasetWriter, store: ArtifactStore, entries: list[Vide
 
 
 def export_dataset(ctx: Context, kp_ids: list[str] | None = None) -> ExportSummary:
-    """Export the videos found by ``kp_ids`` (default: every video) into ``settings.export_root``."""
+    """Export the videos found by ``kp_ids`` (default: every video) into ``settings.export_root``.
+
+    One export at a time per data root (two DAGs packing at once would remove each other's files);
+    across machines the Airflow pool ``dags.pack_pool`` serialises them.
+    """
+    ctx.settings.data_path.mkdir(parents=True, exist_ok=True)
+    with open(ctx.settings.data_path / "export.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _export_dataset(ctx, kp_ids)
+
+
+def _export_dataset(ctx: Context, kp_ids: list[str] | None) -> ExportSummary:
     settings = ctx.settings
     exp = settings.export
     root = settings.export_root
