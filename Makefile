@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed
 setup: system $(STAMP)
 
 system:
-	@scripts/setup-system.sh chromium
+	@scripts/setup-system.sh chromium docker-compose
+	@scripts/s3-server.sh install
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
