@@ -10,13 +10,15 @@ and the decorator's per-task signature inspection costs twice as much.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, BaseOperator, chain, get_parsing_context, task_group
+from airflow.sdk import DAG, Asset, BaseHook, BaseOperator, chain, get_parsing_context, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from textbook.config import DagSettings, load_settings
+from textbook.config import DagSettings, Settings, load_settings
 from textbook.taxonomy import KnowledgePoint, load_taxonomy
 from textbook.tasks import TASK_PLAN, TaskSpec
 
@@ -37,6 +39,37 @@ def schedule_for(kp: KnowledgePoint, cfg: DagSettings) -> str | None:
     return None if cfg.schedule == "none" else cfg.schedule
 
 
+def _settings() -> Settings:
+    """Settings for a task: the environment's, with the database and bucket of the Airflow
+    connections they name (``database_conn_id``, ``store.aws_conn_id``) filled in."""
+    settings = load_settings()
+    if settings.database_conn_id:
+        conn = BaseHook.get_connection(settings.database_conn_id)
+        url = conn.get_uri().split("?", 1)[0]
+        settings = settings.replace(database_url=re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url))
+    if settings.store.aws_conn_id:
+        conn = BaseHook.get_connection(settings.store.aws_conn_id)
+        extra = conn.extra_dejson
+        if conn.login:  # boto3 reads credentials from the environment of this task's process
+            os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = conn.login, conn.password or ""
+        settings = settings.replace(store={
+            "endpoint_url": extra.get("endpoint_url") or settings.store.endpoint_url,
+            "region": extra.get("region_name") or settings.store.region})
+    return settings
+
+
+def _context():  # noqa: ANN202 - textbook.context.Context, imported lazily
+    from textbook import tasks
+
+    return tasks.configure(_settings())
+
+
+def corpus_asset(settings: Settings) -> Asset:
+    """The dataset as an Airflow Asset: pretraining DAGs schedule on it."""
+    root = settings.export.root if settings.export.root.startswith("s3://") else settings.export_root.as_uri()
+    return Asset(name="textbook_corpus", uri=root)
+
+
 class SearchOperator(BaseOperator):
     """Search the knowledge point; return the ids of its videos that still have work to do."""
 
@@ -47,7 +80,7 @@ class SearchOperator(BaseOperator):
     def execute(self, context: Any) -> list[str]:
         from textbook import tasks
 
-        return tasks.search(self.kp_id)
+        return tasks.search(self.kp_id, ctx=_context())
 
 
 class VideoStageOperator(BaseOperator):
@@ -65,7 +98,7 @@ class VideoStageOperator(BaseOperator):
         from textbook.runner import StageBusy, StageFailed
 
         try:
-            outcome = tasks.run_task(self.step, self.video_id)
+            outcome = tasks.run_task(self.step, self.video_id, _context())
         except StageBusy as exc:  # another run holds this video right now: not this run's failure
             raise AirflowSkipException(str(exc)) from None
         except StageFailed as exc:
@@ -78,12 +111,15 @@ class VideoStageOperator(BaseOperator):
 
 
 class PackOperator(BaseOperator):
-    """Export the dataset and its report from every finished video."""
+    """Export the dataset and its report from every finished video; emit the corpus asset event."""
 
     def execute(self, context: Any) -> dict:
         from textbook import tasks
 
-        return tasks.pack()
+        packed = tasks.pack(ctx=_context())
+        for asset in self.outlets:
+            context["outlet_events"][asset].extra = {k: packed[k] for k in ("samples", "images", "videos")}
+        return packed
 
 
 def _step_options(spec: TaskSpec, cfg: DagSettings) -> dict[str, Any]:
@@ -108,7 +144,7 @@ def _step_options(spec: TaskSpec, cfg: DagSettings) -> dict[str, Any]:
     return opts
 
 
-def build_dag(kp: KnowledgePoint, cfg: DagSettings) -> DAG:
+def build_dag(kp: KnowledgePoint, cfg: DagSettings, corpus: Asset) -> DAG:
     doc = (f"### {kp.path}\n\n- knowledge point: `{kp.id}`\n- search query: `{kp.query}`\n"
            f"- level: {kp.level_name}\n\nSearches videos, runs one task chain per video "
            f"({' → '.join(t.task_id for t in TASK_PLAN)}), then packs the dataset.")
@@ -131,7 +167,7 @@ def build_dag(kp: KnowledgePoint, cfg: DagSettings) -> DAG:
         def video(video_id: str) -> None:
             chain(*(VideoStageOperator(video_id=video_id, **_step_options(spec, cfg)) for spec in TASK_PLAN))
 
-        pack = PackOperator(task_id="pack", queue=cfg.default_queue, trigger_rule="all_done",
+        pack = PackOperator(task_id="pack", queue=cfg.default_queue, trigger_rule="all_done", outlets=[corpus],
                             execution_timeout=timedelta(minutes=cfg.cpu_timeout_minutes),
                             **({"pool": cfg.pack_pool} if cfg.pack_pool else {}))
         video.expand(video_id=search.output) >> pack
@@ -140,10 +176,11 @@ def build_dag(kp: KnowledgePoint, cfg: DagSettings) -> DAG:
 
 def _register() -> None:
     settings = load_settings()
+    corpus = corpus_asset(settings)
     wanted = get_parsing_context().dag_id  # set when a worker runs a task: build that DAG only
     for kp in load_taxonomy(settings.taxonomy_dir or None).knowledge_points:
         if wanted is None or wanted == kp.dag_id:
-            globals()[kp.dag_id] = build_dag(kp, settings.dags)
+            globals()[kp.dag_id] = build_dag(kp, settings.dags, corpus)
 
 
 _register()

@@ -217,6 +217,7 @@ class AirflowSettings:
 class Settings:
     data_root: str = "data"
     database_url: str = ""  # default sqlite:///<data_root>/state.db
+    database_conn_id: str = ""  # Airflow connection holding the state database (tasks resolve it)
     taxonomy_dir: str = ""  # default: the taxonomy shipped with the package
     store: StoreSettings = field(default_factory=StoreSettings)
     search: SearchSettings = field(default_factory=SearchSettings)

@@ -6,16 +6,29 @@ One Context per worker process, so a model loaded by one task is reused by the n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+from textbook.config import Settings
 from textbook.context import Context
 
 
-@lru_cache(maxsize=1)
+_CONTEXT: Context | None = None
+
+
 def context() -> Context:
-    """The process-wide context, from $TEXTBOOK_CONFIG and TEXTBOOK_* variables."""
-    return Context.from_settings()
+    """The process-wide context, from $TEXTBOOK_CONFIG and TEXTBOOK_* variables (or ``configure``)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = Context.from_settings()
+    return _CONTEXT
+
+
+def configure(settings: Settings) -> Context:
+    """Use ``settings`` for this process (an orchestrator resolved connections into them)."""
+    global _CONTEXT
+    if _CONTEXT is None or _CONTEXT.settings != settings:
+        _CONTEXT = Context.from_settings(settings)
+    return _CONTEXT
 
 
 def search(kp_id: str, limit: int | None = None, ctx: Context | None = None) -> list[str]:

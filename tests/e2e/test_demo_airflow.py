@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -82,3 +81,16 @@ def test_pack_writes_a_valid_dataset_and_report(runs):
     assert sum(1 for r in lines if r.get("status") == "done") == 4
     assert (root / "report" / "index.html").is_file()
     assert (root / "report" / "videos" / f"{BROKEN}.html").is_file()
+
+
+def test_pack_emits_the_corpus_asset_event_with_counts(runs):
+    import sqlite3
+
+    settings = runs[0]
+    with sqlite3.connect(settings.data_path / "airflow" / "airflow.db") as db:
+        events = db.execute("SELECT a.name, a.uri, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                            "ORDER BY e.id").fetchall()
+    assert len(events) == 2  # one per pack: the failed-video run and the retry run
+    name, uri, extra = events[-1]
+    assert (name, uri) == ("textbook_corpus", settings.export_root.as_uri())
+    assert json.loads(extra) == {"samples": 5, "images": 29, "videos": 4}
