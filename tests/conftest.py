@@ -42,3 +42,14 @@ def pg_url():
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_server(tmp_path_factory):
+    """A real Airflow api-server with our dags/ and plugins/ (tests/airflow_server.py), shared by
+    the tests that need one; stopped at the end of the session."""
+    from airflow_server import start_airflow_server
+
+    with start_airflow_server(tmp_path_factory.mktemp("airflow-api")) as server:
+        print(f"\nairflow api-server start-up: {server.timings}")
+        yield server

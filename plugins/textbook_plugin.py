@@ -1,0 +1,162 @@
+"""Airflow plugin: the textbook view, a FastAPI app under /textbook with a "Textbook" menu entry.
+
+It reads OUR state database (settings from $TEXTBOOK_CONFIG and TEXTBOOK_* variables, as the
+workers do), not Airflow's: per subject and knowledge point the videos by status (a backfill's
+progress), per video its stages (state, attempts, error, seconds), keyframe thumbnails and, when
+it failed, the Airflow task to clear. Queries live in ``textbook.status``; pages in
+``textbook_view/templates`` (Jinja, autoescaped).
+
+Airflow does not authenticate plugin apps, so every route depends on ``airflow_user``: the
+caller's Airflow JWT (``Authorization: Bearer`` or the ``_token`` cookie the Airflow UI sets),
+validated by Airflow's configured auth manager, and read access to task instances. Airflow
+imports plugins in every task process too, so Airflow's API modules are imported on first
+request, not here.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.responses import FileResponse, HTMLResponse
+from jinja2 import Environment, FileSystemLoader
+from starlette.concurrency import run_in_threadpool
+
+URL_PREFIX = "/textbook"
+PAGES = Environment(loader=FileSystemLoader(Path(__file__).parent / "textbook_view" / "templates"),
+                    autoescape=True, trim_blocks=True, lstrip_blocks=True)
+# FORMAT.md section 1: images/<video_id>/<video_id>@<start>_<end>#<k>.jpg
+_KEYFRAME = re.compile(r"^images/([A-Za-z0-9_-]+)/\1@\d+\.\d_\d+\.\d#\d+\.jpg$")
+
+
+async def airflow_user(request: Request) -> None:
+    """401 without a token or with an expired one, 403 with an invalid one or without the right."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        token = request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
+    user = await resolve_user_from_token(token)
+    allowed = await run_in_threadpool(  # an auth manager may ask its database
+        get_auth_manager().is_authorized_dag, method="GET", access_entity=DagAccessEntity.TASK_INSTANCE, user=user)
+    if not allowed:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "reading task instances is not allowed for this user")
+
+
+@lru_cache(maxsize=1)
+def context() -> Any:
+    """One textbook context per api-server worker, built on the first request."""
+    from textbook.context import Context
+
+    return Context.from_settings()
+
+
+app = FastAPI(title="textbook", dependencies=[Depends(airflow_user)], docs_url=None, redoc_url=None,
+              openapi_url=None)
+
+
+def render(request: Request, template: str, **values: Any) -> HTMLResponse:
+    """A page; its links keep whatever prefix Airflow is served under (``[api] base_url``)."""
+
+    def link(name: str, **params: str) -> str:
+        return request.url_for(name, **params).path
+
+    airflow_base = request.scope.get("root_path", "").removesuffix(URL_PREFIX)  # for links to DAG pages
+    return HTMLResponse(PAGES.get_template(template).render(link=link, airflow_base=airflow_base, **values))
+
+
+def _not_found(what: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, what)
+
+
+@app.get("/", name="index")
+def index(request: Request) -> HTMLResponse:
+    from textbook import status as st
+
+    ctx = context()
+    return render(request, "index.html", subjects=st.subject_progress(ctx), statuses=st.STATUSES,
+                  failed=len(ctx.db.videos(status="failed")))
+
+
+@app.get("/subjects/{subject_id}", name="subject")
+def subject(request: Request, subject_id: str) -> HTMLResponse:
+    from textbook import status as st
+    from textbook.taxonomy import TaxonomyLookupError
+
+    ctx = context()
+    try:
+        kps = ctx.taxonomy.select(subject=subject_id)
+    except TaxonomyLookupError as exc:
+        raise _not_found(str(exc)) from None
+    return render(request, "subject.html", subject_id=subject_id, rows=st.kp_progress(ctx, kps),
+                  statuses=st.STATUSES)
+
+
+@app.get("/kps/{kp_id}", name="kp")
+def knowledge_point(request: Request, kp_id: str) -> HTMLResponse:
+    from textbook.taxonomy import TaxonomyLookupError
+
+    ctx = context()
+    try:
+        kp = ctx.taxonomy.get(kp_id)
+    except TaxonomyLookupError as exc:
+        raise _not_found(str(exc)) from None
+    return render(request, "kp.html", kp=kp, videos=ctx.db.videos(kp_ids=[kp.id]))
+
+
+@app.get("/videos/{video_id}", name="video")
+def video(request: Request, video_id: str) -> HTMLResponse:
+    from textbook import status as st
+    from textbook.store import LocalStore
+
+    ctx = context()
+    state = st.video_state(ctx, video_id)
+    if state is None:
+        raise _not_found(f"unknown video {video_id!r}")
+    local = isinstance(ctx.store, LocalStore)  # a local file is served below; S3 gives presigned URLs
+    thumbs = [(key, request.url_for("image", key=quote(key)).path if local else ctx.store.url(key))
+              for key in state.keyframes]
+    return render(request, "video.html", v=state, thumbs=thumbs)
+
+
+@app.get("/failed", name="failed")
+def failed(request: Request) -> HTMLResponse:
+    from textbook import status as st
+
+    return render(request, "failed.html", videos=st.failed_videos(context()))
+
+
+@app.get("/images/{key:path}", name="image")
+def image(key: str) -> FileResponse:
+    """A keyframe from the local store: only a key the video's keyframes stage recorded."""
+    from textbook import status as st
+    from textbook.store import MissingArtifact
+
+    ctx = context()
+    match = _KEYFRAME.match(key)
+    if not match:
+        raise _not_found("not a keyframe image key")
+    video_id = match.group(1)
+    if key not in st.keyframe_keys(ctx.db.run(video_id, "keyframes"), video_id):
+        raise _not_found(f"no keyframe {key!r} recorded")
+    try:
+        with ctx.store.local_path(key) as path:
+            return FileResponse(path, media_type="image/jpeg")
+    except MissingArtifact:
+        raise _not_found(f"keyframe {key!r} is not in the store") from None
+
+
+class TextbookPlugin(AirflowPlugin):
+    name = "textbook"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "textbook"}]
+    # Embedded in the UI (an iframe at /plugin/textbook); href is relative to Airflow's base URL.
+    external_views = [{"name": "Textbook", "href": "textbook/", "url_route": "textbook", "destination": "nav",
+                       "category": "browse"}]

@@ -1,0 +1,183 @@
+"""Progress read back from the state database, per subject, knowledge point and video.
+
+The Airflow plugin view shows it (a backfill's progress is its subject's counts); every number
+comes from our database, not from Airflow's, so it reads the same whichever orchestrator ran
+the stages.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from sqlalchemy import func, select
+
+from textbook.context import Context
+from textbook.state import KnowledgePointRow, StageRun, VideoKnowledgePoint, VideoRow
+from textbook.tasks import TASK_PLAN
+from textbook.taxonomy import KnowledgePoint, TaxonomyLookupError
+
+STATUSES = ("new", "running", "done", "filtered", "failed")
+# The mapped task group dags/textbook_knowledge_points.py runs per video (one map index each).
+VIDEO_GROUP = "video"
+
+
+def airflow_task(stage: str) -> str:
+    """The Airflow task that runs ``stage`` (``audio`` -> ``video.transcript``); "" for a stage
+    no task runs any more (a row left by an older pipeline)."""
+    spec = next((t for t in TASK_PLAN if stage in t.stages), None)
+    return f"{VIDEO_GROUP}.{spec.task_id}" if spec else ""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Videos by status (a video found by two knowledge points counts in each)."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    def get(self, status: str) -> int:
+        return self.by_status.get(status, 0)
+
+    def plus(self, other: "Counts") -> "Counts":
+        merged = dict(self.by_status)
+        for status, n in other.by_status.items():
+            merged[status] = merged.get(status, 0) + n
+        return Counts(merged)
+
+
+@dataclass(frozen=True)
+class KpProgress:
+    kp: KnowledgePoint
+    searched: bool  # its search ran at least once
+    counts: Counts
+
+
+@dataclass(frozen=True)
+class SubjectProgress:
+    id: str
+    name: str
+    knowledge_points: int
+    searched: int
+    counts: Counts
+
+
+def _counts_by_kp(ctx: Context) -> dict[str, Counts]:
+    with ctx.db.session() as s:
+        rows = s.execute(select(VideoKnowledgePoint.kp_id, VideoRow.status, func.count())
+                         .join(VideoRow, VideoRow.video_id == VideoKnowledgePoint.video_id)
+                         .group_by(VideoKnowledgePoint.kp_id, VideoRow.status)).all()
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for kp_id, status, n in rows:
+        out[kp_id][status] = n
+    return {kp_id: Counts(c) for kp_id, c in out.items()}
+
+
+def _searched(ctx: Context) -> set[str]:
+    with ctx.db.session() as s:
+        return set(s.scalars(select(KnowledgePointRow.id)))
+
+
+def kp_progress(ctx: Context, kps: Iterable[KnowledgePoint]) -> list[KpProgress]:
+    counts, searched = _counts_by_kp(ctx), _searched(ctx)
+    return [KpProgress(kp, kp.id in searched, counts.get(kp.id, Counts())) for kp in kps]
+
+
+def subject_progress(ctx: Context) -> list[SubjectProgress]:
+    counts, searched = _counts_by_kp(ctx), _searched(ctx)
+    out = []
+    for subject in ctx.taxonomy.subjects:
+        total = Counts()
+        for kp in subject.knowledge_points:
+            total = total.plus(counts.get(kp.id, Counts()))
+        out.append(SubjectProgress(subject.id, subject.name, len(subject.knowledge_points),
+                                   sum(kp.id in searched for kp in subject.knowledge_points), total))
+    return out
+
+
+@dataclass(frozen=True)
+class StageLine:
+    stage: str
+    status: str
+    attempts: int
+    error: str
+    seconds: float | None
+    task_id: str  # the Airflow task that runs the stage
+
+
+@dataclass(frozen=True)
+class VideoState:
+    video_id: str
+    url: str
+    title: str
+    status: str
+    reason: str
+    kp_ids: tuple[str, ...]
+    dag_ids: tuple[str, ...]
+    stages: tuple[StageLine, ...]
+    keyframes: tuple[str, ...]  # store keys, images/<id>/...jpg, in time order
+
+    @property
+    def failed(self) -> StageLine | None:
+        return next((line for line in self.stages if line.status == "failed"), None)
+
+
+def _dag_ids(ctx: Context, kp_ids: Iterable[str]) -> tuple[str, ...]:
+    out = []
+    for kp_id in kp_ids:
+        try:
+            out.append(ctx.taxonomy.get(kp_id).dag_id)
+        except TaxonomyLookupError:
+            continue  # left the taxonomy since: no DAG any more
+    return tuple(out)
+
+
+def keyframe_keys(run: StageRun | None, video_id: str) -> tuple[str, ...]:
+    """The keyframe images a finished keyframes stage recorded for the video."""
+    if run is None or run.status != "done":
+        return ()
+    prefix = f"images/{video_id}/"
+    return tuple(a["key"] for a in run.artifacts or [] if a.get("key", "").startswith(prefix))
+
+
+def video_state(ctx: Context, video_id: str) -> VideoState | None:
+    row = ctx.db.video(video_id)
+    if row is None:
+        return None
+    runs = ctx.db.runs(video_id)
+    kp_ids = tuple(link.kp_id for link in ctx.db.links(video_id))
+    lines = tuple(StageLine(r.stage, r.status, r.attempts, r.error or "", r.seconds, airflow_task(r.stage))
+                  for r in runs)
+    keyframes = keyframe_keys(next((r for r in runs if r.stage == "keyframes"), None), video_id)
+    return VideoState(row.video_id, row.url, str((row.meta or {}).get("title") or ""), row.status, row.reason or "",
+                      kp_ids, _dag_ids(ctx, kp_ids), lines, keyframes)
+
+
+@dataclass(frozen=True)
+class FailedVideo:
+    video_id: str
+    reason: str
+    stage: str  # the failed stage ("" when the video failed outside a stage)
+    task_id: str  # the Airflow task to clear ("" likewise)
+    dag_ids: tuple[str, ...]
+
+
+def failed_videos(ctx: Context, kp_ids: Iterable[str] | None = None) -> list[FailedVideo]:
+    """Failed videos (of some knowledge points, or all) with the stage, task and DAGs to clear."""
+    rows = ctx.db.videos(kp_ids=list(kp_ids) if kp_ids is not None else None, status="failed")
+    ids = [row.video_id for row in rows]
+    with ctx.db.session() as s:
+        stage_of = dict(s.execute(select(StageRun.video_id, StageRun.stage)
+                                  .where(StageRun.status == "failed", StageRun.video_id.in_(ids))).all())
+        links: dict[str, list[str]] = defaultdict(list)
+        for vid, kp_id in s.execute(select(VideoKnowledgePoint.video_id, VideoKnowledgePoint.kp_id)
+                                    .where(VideoKnowledgePoint.video_id.in_(ids))
+                                    .order_by(VideoKnowledgePoint.kp_id)):
+            links[vid].append(kp_id)
+    return [FailedVideo(row.video_id, row.reason or "", stage_of.get(row.video_id, ""),
+                        airflow_task(stage_of.get(row.video_id, "")),
+                        _dag_ids(ctx, links[row.video_id])) for row in rows]
