@@ -23,6 +23,7 @@ GROUPS = (
     ("keyframe extraction", "keyframes.py"),
     ("demo end to end (no Airflow)", "demo_e2e.py"),
     ("Airflow DAG parsing", "dag_parse.py"),
+    ("scheduling overhead: Celery cluster vs embedded", "cluster_overhead.py"),
 )
 PACKAGES = ("numpy", "scikit-image", "pillow", "opencv-python-headless", "torch", "sentence-transformers",
             "pocketsphinx", "lingua-language-detector", "SQLAlchemy", "yt-dlp", "apache-airflow")
