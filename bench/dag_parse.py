@@ -53,6 +53,7 @@ PROBE = textwrap.dedent("""
 def measure(taxonomy: Path, extra_env: dict[str, str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-airflow-") as home:
         env = {**os.environ, "TEXTBOOK_TAXONOMY_DIR": str(taxonomy), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                "AIRFLOW_HOME": home, **(extra_env or {})}
         out = subprocess.run([sys.executable, "-c", PROBE, str(REPO / "dags")], env=env, capture_output=True,
                              text=True)

@@ -10,17 +10,16 @@ and the decorator's per-task signature inspection costs twice as much.
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, BaseHook, BaseOperator, chain, get_parsing_context, task_group
+from airflow.sdk import DAG, Asset, BaseOperator, chain, get_parsing_context, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from textbook.config import DagSettings, Settings, load_settings
 from textbook.taxonomy import KnowledgePoint, load_taxonomy
 from textbook.tasks import TASK_PLAN, TaskSpec
+from textbook_airflow import resolved_settings  # plugins/ (on sys.path): shared with the plugin view
 
 START = datetime(2026, 1, 1)
 
@@ -39,29 +38,10 @@ def schedule_for(kp: KnowledgePoint, cfg: DagSettings) -> str | None:
     return None if cfg.schedule == "none" else cfg.schedule
 
 
-def _settings() -> Settings:
-    """Settings for a task: the environment's, with the database and bucket of the Airflow
-    connections they name (``database_conn_id``, ``store.aws_conn_id``) filled in."""
-    settings = load_settings()
-    if settings.database_conn_id:
-        conn = BaseHook.get_connection(settings.database_conn_id)
-        url = conn.get_uri().split("?", 1)[0]
-        settings = settings.replace(database_url=re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url))
-    if settings.store.aws_conn_id:
-        conn = BaseHook.get_connection(settings.store.aws_conn_id)
-        extra = conn.extra_dejson
-        if conn.login:  # boto3 reads credentials from the environment of this task's process
-            os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = conn.login, conn.password or ""
-        settings = settings.replace(store={
-            "endpoint_url": extra.get("endpoint_url") or settings.store.endpoint_url,
-            "region": extra.get("region_name") or settings.store.region})
-    return settings
-
-
 def _context():  # noqa: ANN202 - textbook.context.Context, imported lazily
     from textbook import tasks
 
-    return tasks.configure(_settings())
+    return tasks.configure(resolved_settings())
 
 
 def corpus_asset(settings: Settings) -> Asset:

@@ -53,10 +53,13 @@ async def airflow_user(request: Request) -> None:
 
 @lru_cache(maxsize=1)
 def context() -> Any:
-    """One textbook context per api-server worker, built on the first request."""
+    """One textbook context per api-server worker, built on the first request, on the state
+    database and bucket the task workers use (Airflow connections resolved as in the DAGs)."""
+    from textbook_airflow import resolved_settings
+
     from textbook.context import Context
 
-    return Context.from_settings()
+    return Context.from_settings(resolved_settings())
 
 
 app = FastAPI(title="textbook", dependencies=[Depends(airflow_user)], docs_url=None, redoc_url=None,

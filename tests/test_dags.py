@@ -36,6 +36,7 @@ print(json.dumps(out))
 
 def parse(tmp_path: Path, taxonomy_dir: Path | None = None, **env: str) -> dict:
     full_env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 **({"TEXTBOOK_TAXONOMY_DIR": str(taxonomy_dir)} if taxonomy_dir else {}), **env}
     proc = subprocess.run([sys.executable, "-c", PROBE, str(REPO / "dags")], env=full_env, capture_output=True,
                           text=True, timeout=300)

@@ -1,0 +1,31 @@
+"""Airflow-side settings for textbook: the environment's, with the state database and bucket of the
+Airflow connections they name. Shared by the DAGs (tasks) and the plugin view (api-server); the
+plugins folder is on ``sys.path`` in every Airflow component.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from airflow.sdk import BaseHook
+
+from textbook.config import Settings, load_settings
+
+
+def resolved_settings() -> Settings:
+    """``database_conn_id`` and ``store.aws_conn_id`` resolved through Airflow connections."""
+    settings = load_settings()
+    if settings.database_conn_id:
+        conn = BaseHook.get_connection(settings.database_conn_id)
+        url = conn.get_uri().split("?", 1)[0]
+        settings = settings.replace(database_url=re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url))
+    if settings.store.aws_conn_id:
+        conn = BaseHook.get_connection(settings.store.aws_conn_id)
+        extra = conn.extra_dejson
+        if conn.login:  # boto3 reads credentials from this process's environment
+            os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = conn.login, conn.password or ""
+        settings = settings.replace(store={
+            "endpoint_url": extra.get("endpoint_url") or settings.store.endpoint_url,
+            "region": extra.get("region_name") or settings.store.region})
+    return settings
