@@ -8,9 +8,9 @@ processed again, from its failed stage, and nothing else does any stage work.
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
+from airflow_server import free_port
 
 from textbook.config import load_settings
 from textbook.context import Context
@@ -23,11 +23,6 @@ pytestmark = pytest.mark.slow
 BROKEN = "prob_dice04"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
@@ -36,7 +31,7 @@ def runs(tmp_path_factory):
     urls = settings.data_path / "demo-urls.txt"
     env = {"TEXTBOOK_SEARCH__SOURCE": "urls", "TEXTBOOK_SEARCH__URLS_FILE": str(urls),
            "TEXTBOOK_DAGS__RETRIES": "0", "TEXTBOOK_DOWNLOAD__RETRIES": "0"}
-    port = _free_port()
+    port = free_port()
     ctx = Context.from_settings(settings.replace(search={"source": "urls", "urls_file": str(urls)}))
     with DemoServer(course, port=port) as server:
         urls.write_text("\n".join(server.urls()) + "\n")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import socket
 from pathlib import Path
 
 import pytest
+from airflow_server import free_port
 
 from textbook import keys
 from textbook.config import load_settings
@@ -21,11 +21,6 @@ from textbook.export import validate_dataset
 
 pytestmark = pytest.mark.slow
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _norm(text: str) -> str:
@@ -40,7 +35,7 @@ def _tree_digest(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     settings = load_settings(environ={}, data_root=str(tmp_path_factory.mktemp("demo")))
-    port = _free_port()
+    port = free_port()
     first = run_demo(settings, port=port)
     manifest = json.loads((settings.data_path / "demo-course" / "manifest.json").read_text())
     return settings, port, first, manifest
