@@ -34,28 +34,39 @@ class FetchError(RuntimeError):
         return self.reason in ("timeout", "network") or bool(re.fullmatch(r"http_(5\d\d|429)", self.reason))
 
 
-class _Quiet:
-    """Send yt-dlp's messages to our logger instead of the terminal."""
+class YtdlpLog:
+    """yt-dlp's messages, sent to our logger instead of the terminal and kept: some outcomes (a
+    file over max-filesize) are only ever said, never raised."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def _keep(self, msg: str, level: int) -> None:
+        self.lines.append(msg)
+        log.log(level, msg)
 
     def debug(self, msg: str) -> None:
-        log.debug(msg)
+        self._keep(msg, logging.DEBUG)
 
     def info(self, msg: str) -> None:
-        log.debug(msg)
+        self._keep(msg, logging.DEBUG)
 
     def warning(self, msg: str) -> None:
-        log.info(msg)
+        self._keep(msg, logging.INFO)
 
     def error(self, msg: str) -> None:
-        log.info(msg)
+        self._keep(msg, logging.INFO)
+
+    def said(self, needle: str) -> str | None:
+        return next((line for line in self.lines if needle in line), None)
 
 
-def base_options(cfg: DownloadSettings) -> dict[str, Any]:
+def base_options(cfg: DownloadSettings, logger: YtdlpLog | None = None) -> dict[str, Any]:
     opts: dict[str, Any] = {
         "quiet": True,
         "no_warnings": True,
         "noprogress": True,
-        "logger": _Quiet(),
+        "logger": logger or YtdlpLog(),
         "socket_timeout": cfg.socket_timeout,
         "retries": cfg.retries,
         "fragment_retries": cfg.retries,

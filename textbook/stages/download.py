@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 from textbook import keys, media
 from textbook.context import Context
 from textbook.records import Video
-from textbook.sources.ytdlp import FetchError, available_captions, base_options, extract
+from textbook.sources.ytdlp import FetchError, YtdlpLog, available_captions, base_options, extract
 from textbook.stages.base import StageResult, stage
 from textbook.store import ArtifactRef
 
@@ -20,8 +20,9 @@ CAPTION_EXTS = ("vtt", "srt")
 def _ytdlp_fetch(video: Video, ctx: Context, tmp: Path) -> tuple[Path, list[tuple[str, str, Path]], dict[str, Any]]:
     cfg = ctx.settings.download
     h = cfg.max_height
+    said = YtdlpLog()
     opts = {
-        **base_options(cfg),
+        **base_options(cfg, said),
         "format": f"bv*[height<={h}]+ba/b[height<={h}]/bv*+ba/b",
         "merge_output_format": "mp4",
         "noplaylist": True,
@@ -35,9 +36,8 @@ def _ytdlp_fetch(video: Video, ctx: Context, tmp: Path) -> tuple[Path, list[tupl
     files = [p for p in tmp.iterdir() if p.name.startswith("media.") and p.suffix.lstrip(".") not in CAPTION_EXTS
              and not p.name.endswith(".part")]
     if not files:
-        size, limit = info.get("filesize") or info.get("filesize_approx"), opts.get("max_filesize")
-        if size and limit and size > limit:
-            raise FetchError("too_big", f"{size} bytes > download.max_filesize ({limit} bytes)")
+        if too_big := said.said("larger than max-filesize"):
+            raise FetchError("too_big", f"{too_big.strip()} (download.max_filesize {cfg.max_filesize})")
         raise FetchError("download_error", "yt-dlp finished without writing a media file")
     manual = set(info.get("subtitles") or {})
     captions = []
