@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,8 +300,6 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return tuple(str(v).strip() for v in items if str(v).strip())
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    if origin in (types.UnionType, typing.Union):
-        return value
     return value
 
 
