@@ -8,7 +8,6 @@ each frame's size, so rotated or odd-sized sources need no guessing.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import IO
 
 import numpy as np
 
-from textbook.media import MediaError, probe
+from textbook.media import MediaError, probe, tool
 
 
 def _read_token(stream: IO[bytes]) -> bytes:
@@ -67,10 +66,7 @@ def iter_frames(path: Path, fps: float, max_height: int | None = None) -> Iterat
     filters = [f"fps=fps={fps}:start_time=0:round=up"]
     if max_height:
         filters.append(f"scale=w=-2:h='min(ih,{int(max_height)})':flags=area")
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise MediaError("ffmpeg is not installed (apt-get install ffmpeg)")
-    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:V:0",
+    cmd = [tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:V:0",
            "-an", "-sn", "-vf", ",".join(filters), "-pix_fmt", "rgb24", "-c:v", "ppm", "-f", "image2pipe", "-"]
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty ffmpeg can never block on it
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, bufsize=1 << 20)

@@ -15,7 +15,8 @@ class MediaError(RuntimeError):
     permanent = True  # the same file fails the same way every time
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
+    """The path of an installed command-line tool, or a MediaError saying how to install it."""
     path = shutil.which(name)
     if path is None:
         raise MediaError(f"{name} is not installed (apt-get install ffmpeg)")
@@ -23,7 +24,7 @@ def _tool(name: str) -> str:
 
 
 def run_ffmpeg(args: list[str], what: str) -> None:
-    proc = subprocess.run([_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
+    proc = subprocess.run([tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -47,7 +48,7 @@ def probe(path: Path) -> Probe:
         raise MediaError(f"{path.name}: no such file")
     if path.stat().st_size == 0:
         raise MediaError(f"{path.name}: empty file")
-    proc = subprocess.run([_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format",
+    proc = subprocess.run([tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format",
                            "-show_streams", str(path)], capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["unreadable"])[-1]

@@ -62,7 +62,12 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _spread(values: list[int]) -> str:
+STATS_HEADER = ("Subject", "Videos", "Hours", "Clips", "Keyframes", "Transcript tokens", "OCR tokens", "Samples",
+                "Images / sample (min / max / mean)", "Text tokens / sample (min / max / mean)")
+
+
+def spread(values: list[int]) -> str:
+    """min / max / mean, as the paper's Table 1 gives them."""
     if not values:
         return "-"
     return f"{min(values)} / {max(values)} / {sum(values) / len(values):.1f}"
@@ -79,8 +84,8 @@ def _stats_row(name: str, videos: list[VideoEntry], samples: list[SampleFacts]) 
         sum(c.text_tokens for c in clips),
         sum(count_tokens(c.ocr_text) for c in clips),
         len(samples),
-        _spread([s.image_num for s in samples]),
-        _spread([s.text_num for s in samples]),
+        spread([s.image_num for s in samples]),
+        spread([s.text_num for s in samples]),
     ]
 
 
@@ -90,9 +95,7 @@ def _statistics(exported: list[VideoEntry], samples: list[SampleFacts]) -> str:
         by_subject[v.subject].append(v)
     rows = [_stats_row(s, by_subject[s], [f for f in samples if s in f.subjects]) for s in sorted(by_subject)]
     rows.append(_stats_row("**Overall**", exported, samples))
-    header = ["Subject", "Videos", "Hours", "Clips", "Keyframes", "Transcript tokens", "OCR tokens", "Samples",
-              "Images / sample (min / max / mean)", "Text tokens / sample (min / max / mean)"]
-    return _table(header, rows)
+    return _table(list(STATS_HEADER), rows)
 
 
 def _funnel(entries: list[VideoEntry]) -> str:

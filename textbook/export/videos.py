@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 EXPORT_STAGES = ("clips", "keyframes", "ocr", "visual_filter")
 
+NO_SUBJECT = "(no subject)"  # a video whose knowledge point names no subject
+
 
 @dataclass(frozen=True)
 class KnowledgePoint:
@@ -76,7 +78,7 @@ class VideoEntry:
     @property
     def subject(self) -> str:
         kp = self.knowledge_point
-        return kp.subject if kp and kp.subject else "(no subject)"
+        return kp.subject if kp and kp.subject else NO_SUBJECT
 
     @property
     def duration(self) -> float | None:

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
+from textbook.export.clipview import END_OF_VIDEO_CLIP
 from textbook.records import UnsafeIdError, check_video_id
 
 VIDEOS_FILE = "videos.jsonl"
 CLIPS_GLOB = "clips/part-*.jsonl"
 OBELICS_GLOB = "obelics/part-*.jsonl"
-END_OF_VIDEO_VID = "End of a Video"  # the clip view's pseudo-clip at a video boundary (FORMAT.md section 3)
+END_OF_VIDEO_VID = END_OF_VIDEO_CLIP["vid"]  # the clip view's pseudo-clip at a video boundary (FORMAT.md 3)
 
 VIDEO_FIELDS = ("video_id", "status", "reason", "title", "duration", "verdicts", "counts", "exported")
 CLIP_FIELDS = ("clip_start", "clip_end", "asr", "refined_asr", "keyframe_ssim", "ocr_deduplicates", "visual_kept")

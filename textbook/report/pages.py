@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 from textbook.report.data import Dataset, SampleRow
 from textbook.report.plots import Plot
-from textbook.report.stats import STATS_HEADER, funnel, outcome, statistics, subject
+from textbook.export.card import STATS_HEADER
+from textbook.report.stats import funnel, outcome, statistics, subject
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; background: #fff;

@@ -11,12 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from textbook.export.card import spread
+from textbook.export.videos import NO_SUBJECT
 from textbook.report.data import Dataset, SampleRow
 
-NO_SUBJECT = "(no subject)"
-
-STATS_HEADER = ("Subject", "Videos", "Hours", "Clips", "Keyframes", "Transcript tokens", "OCR tokens", "Samples",
-                "Images / sample (min / max / mean)", "Text tokens / sample (min / max / mean)")
 
 
 def subject(video: dict[str, Any]) -> str:
@@ -74,11 +72,6 @@ def funnel(data: Dataset) -> list[tuple[str, int]]:
         ("not finished", sum(v["status"] not in ("done", "filtered", "failed") for v in videos)),
     ]
 
-
-def spread(values: list[int]) -> str:
-    if not values:
-        return "-"
-    return f"{min(values)} / {max(values)} / {sum(values) / len(values):.1f}"
 
 
 def _count(video: dict[str, Any], name: str) -> int:
