@@ -127,15 +127,20 @@ def test_retry_clears_the_failed_task_and_its_downstream(airflow_server, failed_
         retry_through_airflow(client, ctx, "rt_first")
 
 
-@pytest.mark.slow
-def test_cli_retry_goes_through_the_api(airflow_server, failed_run, monkeypatch, capsys):
-    dag_id, ctx = failed_run
+def _cli_env(airflow_server, monkeypatch) -> None:
+    """The CLI's environment: the server's TEXTBOOK_* settings and the admin's REST API login."""
     for key, value in airflow_server.env.items():
         if key.startswith("TEXTBOOK_"):
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("TEXTBOOK_AIRFLOW__API_URL", airflow_server.url)
     monkeypatch.setenv("TEXTBOOK_AIRFLOW__USERNAME", "admin")
     monkeypatch.setenv("AIRFLOW_API_PASSWORD", USERS["admin"][1])
+
+
+@pytest.mark.slow
+def test_cli_retry_goes_through_the_api(airflow_server, failed_run, monkeypatch, capsys):
+    dag_id, ctx = failed_run
+    _cli_env(airflow_server, monkeypatch)
     ctx.db.add_video(Video("rt_never", "https://example.org/never"), "rt.c.s.lectures")
 
     assert main(["retry", "rt_second"]) == 0
@@ -206,12 +211,7 @@ def test_backfill_refuses_dags_not_parsed(airflow_server):
 
 @pytest.mark.slow
 def test_cli_backfill_stops_waiting_at_the_timeout(airflow_server, monkeypatch, capsys):
-    for key, value in airflow_server.env.items():
-        if key.startswith("TEXTBOOK_"):
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("TEXTBOOK_AIRFLOW__API_URL", airflow_server.url)
-    monkeypatch.setenv("TEXTBOOK_AIRFLOW__USERNAME", "admin")
-    monkeypatch.setenv("AIRFLOW_API_PASSWORD", USERS["admin"][1])
+    _cli_env(airflow_server, monkeypatch)
     started = time.monotonic()
     assert main(["backfill", "--subject", "bt", "--max-active", "1", "--poll", "0.2", "--timeout", "1.5"]) == 1
     assert time.monotonic() - started < 15
