@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterator
 
+from textbook.config import output_knobs
 from textbook.context import Context
 from textbook.records import Video
 from textbook.sources.local import source_stamp
@@ -205,6 +206,8 @@ def run_stage(stage: Stage, video_id: str, ctx: Context, wait: float = 0.0) -> O
     summary = dict(result.summary)
     if result.filtered:
         summary["filtered"] = result.filtered
+    settings = ctx.settings
+    db.remember_settings(fp, stage.name, {name: output_knobs(getattr(settings, name)) for name in stage.sections})
     try:
         db.finish(video_id, stage.name, "done", token, artifacts=[a.to_dict() for a in result.artifacts],
                   result=summary)
