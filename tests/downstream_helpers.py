@@ -66,3 +66,56 @@ def write_corpus(root: Path, samples: int = 12, seed: int = 0, shard_size: int =
     (root / "obelics" / "length.json").write_text(json.dumps(lengths))
     (root / "obelics" / "shard_id_range.json").write_text(json.dumps(ranges))
     return root
+
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30),
+           "purple": (140, 30, 160), "orange": (240, 140, 20)}
+SHAPES = ["circle", "square", "triangle", "star"]
+
+
+def _class_tile(c: int, variant: int) -> Image.Image:
+    """Class ``c`` (its colour and its dot count), ``variant`` a small shift: near duplicates per class."""
+    colour = list(COLOURS.values())[c % len(COLOURS)]
+    img = Image.new("RGB", (32, 32), colour)
+    draw = ImageDraw.Draw(img)
+    for d in range(1 + c % 4):
+        x = 3 + d * 7 + variant % 2
+        draw.ellipse([x, 20 + variant % 3, x + 4, 24 + variant % 3], fill=(255, 255, 255))
+    return img
+
+
+def write_tinybench(root: Path, classes: int = 6, per_class_test: int = 2, per_class_pool: int = 2) -> dict:
+    """okvqa (colour, 10 answers), scienceqa_img (letter of the colour), mathvista/mathvision (dot count).
+
+    Pools hold same-class near duplicates (what RICES must retrieve) and one planted exact duplicate of
+    a test image under another id (what RICES must exclude). Returns the planted duplicate's ids."""
+    names = list(COLOURS)
+
+    def write(task: str, split: str, rows: list[tuple[str, int, int]]) -> None:
+        folder = root / task
+        (folder / "img").mkdir(parents=True, exist_ok=True)
+        lines = []
+        for item_id, c, variant in rows:
+            rel = f"img/{split}_{item_id}.png"
+            _class_tile(c, variant).save(folder / rel)
+            colour = names[c % len(names)]
+            if task == "okvqa":
+                item = {"question": "What colour is the tile?", "answers": [colour] * 10, "answer": colour}
+            elif task == "scienceqa_img":
+                options = names[:4] if c % len(names) < 4 else names[2:6]
+                item = {"question": "Which colour is the tile?", "choices": options,
+                        "answer": "ABCD"[options.index(colour)]}
+            else:
+                item = {"question": "How many dots are there?", "answers": [str(1 + c % 4)], "answer": str(1 + c % 4)}
+            lines.append({"id": item_id, "image": rel, **item})
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    test = [(f"t{c}_{v}", c, v) for c in range(classes) for v in range(per_class_test)]
+    pool = [(f"p{c}_{v}", c, 10 + v) for c in range(classes) for v in range(per_class_pool)]
+    planted = ("dup_of_t0_0", 0, 0)  # byte-identical to test item t0_0
+    for task in ("okvqa", "scienceqa_img"):
+        write(task, "test", test)
+        write(task, "train", pool + [planted])
+    write("mathvista", "test", test)
+    write("mathvision", "test", [(f"mv{c}_{v}", c, 20 + v) for c in range(classes) for v in range(per_class_pool)])
+    return {"planted": planted[0], "duplicate_of": "t0_0", "test_items": len(test)}
