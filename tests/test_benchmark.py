@@ -1,7 +1,7 @@
 """The benchmark harness on a tiny synthetic benchmark written here: RICES retrieves the planted
 neighbours and excludes the planted duplicate, the oracle backend makes the tables exact (cheat
 100 %, 0-shot 0 %, RICES 100 %), scorers, the judge over a loopback server, a VLMEvalKit TSV, and
-one real 2-shot generation through a tiny random LLaVA."""
+one real 2-shot generation through a tiny random LLaVA and Idefics3."""
 
 from __future__ import annotations
 
@@ -176,11 +176,12 @@ def test_a_vlmevalkit_tsv_is_read_with_its_base64_images(tmp_path):
     assert item.image.read_bytes() == buf.getvalue()
 
 
-def test_one_real_two_shot_generation_through_a_tiny_llava(bench, tmp_path):
-    from textbook.train.tiny import build_tiny_llava
+@pytest.mark.parametrize("family", ["llava", "idefics3"])
+def test_one_real_two_shot_generation_through_a_tiny_model(bench, tmp_path, family):
+    from textbook.train.tiny import build_tiny
 
     root, _ = bench
-    model = build_tiny_llava(tmp_path / "tiny", ["What colour is the tile? Answer: red"] * 3, [EOV])
+    model = build_tiny(family, tmp_path / "tiny", ["What colour is the tile? Answer: red"] * 3, [EOV])
     cfg = BenchConfig(data_root=str(root), tasks=("okvqa",), shots=(2,), modes=("rices",), max_items=1,
                       max_new_tokens=4)
     [score] = evaluate("tiny", HFBackend(model), cfg, tmp_path / "out", echo=lambda s: None)

@@ -15,7 +15,7 @@ import torch
 from downstream_helpers import EOV, write_corpus
 
 from textbook.train.data import build_index, corpus_fingerprint
-from textbook.train.families import collate, load_family
+from textbook.train.families import load_family
 from textbook.train.labels import IGNORE
 from textbook.train.launch import Launch, config_path, launch_argv, shipped_configs
 from textbook.train.config import LaunchSpec, load_train_config
@@ -102,7 +102,7 @@ def family_dir(family) -> Path:
 def test_collate_pads_without_loss_and_keeps_images_in_order(family):
     a = family.encode(Document("<image>short", ("x",)), _red, 100)
     b = family.encode(Document("<image>a much longer text here<image>two", ("x", "y")), _red, 100)
-    batch = collate([a, b], family.tokenizer.pad_token_id)
+    batch = family.collate([a, b])
     assert batch["pixel_values"].shape[0] == 3
     pad = batch["attention_mask"] == 0
     assert pad.any() and (batch["labels"][pad] == IGNORE).all()
@@ -203,3 +203,36 @@ def test_terminate_stops_the_whole_process_group(tmp_path):
     else:
         pytest.fail("the grandchild outlived the terminated launch")
     assert subprocess.run(["ps", "-o", "stat=", "-p", str(grandchild)], capture_output=True, text=True).stdout.strip() in ("", "Z")
+
+
+@pytest.fixture(scope="module")
+def idefics(tmp_path_factory):
+    from textbook.train.tiny import build_tiny_idefics3
+
+    folder = build_tiny_idefics3(tmp_path_factory.mktemp("idefics"), ["intro first clip text second next video"] * 4,
+                                 [EOV])
+    return load_family("idefics3", folder, EOV)
+
+
+def test_idefics3_masks_all_its_image_tokens_keeps_end_of_video_and_trains(idefics):
+    model, family = idefics
+    tok = family.tokenizer
+    fake, glob = tok.convert_tokens_to_ids("<fake_token_around_image>"), tok.convert_tokens_to_ids("<global-img>")
+    assert family.image_ids == {family.image_id, fake, glob} and family.image_tokens == 4 + 3
+    doc = document(CRAFTED, text_field="texts", placeholder="<image>", max_images=12)
+    enc = family.encode(doc, _red, 10_000)
+    assert enc.images == 3 and enc.pixel_values.shape[0] == 3
+    assert int((enc.input_ids == fake).sum()) == 6 and int((enc.labels == fake).sum()) == 0  # fake never in loss
+    assert int((enc.input_ids == family.eov_id).sum()) == 1 and family.eov_id in enc.labels.tolist()
+    assert "next video" not in tok.decode([t for t in enc.labels.tolist() if t != IGNORE])
+    short = family.encode(Document("<image>a<image>b", ("x", "y")), _red, 100)
+    batch = family.collate([enc, short])
+    assert batch["pixel_values"].shape[:2] == (2, 3) and batch["pixel_attention_mask"].shape[:2] == (2, 3)
+    family.vision_tower(model).requires_grad_(False)
+    loss = model(**batch).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is None for p in family.vision_tower(model).parameters())
+    assert model.model.connector.modality_projection.proj.weight.grad is not None
+    cut = family.encode(doc, _red, int(torch.nonzero(enc.input_ids == glob)[1]) + 2)  # inside the second image
+    assert cut.images == 1 and int((cut.input_ids == glob).sum()) == 1

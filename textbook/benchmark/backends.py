@@ -46,18 +46,19 @@ class OracleBackend:
 
 
 class HFBackend:
-    """``LlavaForConditionalGeneration`` from a local folder; greedy ``generate``."""
+    """A LLaVA or Idefics3 checkpoint from a local folder; greedy ``generate``."""
 
     name = "hf"
 
     def __init__(self, model_dir: str | Path, device: str = "") -> None:
         import torch
-        from transformers import AutoProcessor, LlavaForConditionalGeneration
+        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
-        self.model = LlavaForConditionalGeneration.from_pretrained(model_dir, local_files_only=True).to(self.device)
+        self.model = AutoModelForImageTextToText.from_pretrained(model_dir, local_files_only=True).to(self.device)
         self.model.eval()
+        self.nested = type(self.processor).__name__.startswith("Idefics")  # images per sample: [[...]]
 
     def generate(self, prompt: Prompt, max_new_tokens: int) -> str:
         import torch
@@ -67,8 +68,8 @@ class HFBackend:
         for p in prompt.images:
             with Image.open(p) as im:
                 images.append(im.convert("RGB"))
-        inputs = self.processor(text=[prompt.joined(self.processor.image_token)], images=images,
-                                return_tensors="pt").to(self.device)
+        inputs = self.processor(text=[prompt.joined(self.processor.image_token)],
+                                images=[images] if self.nested else images, return_tensors="pt").to(self.device)
         tok = self.processor.tokenizer
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,

@@ -20,9 +20,9 @@ from textbook.config import ConfigError, _build, _merge
 
 @dataclass(frozen=True)
 class ModelSpec:
-    family: str = "llava"  # llava (LlavaForConditionalGeneration; also LLaVA-NeXT-Interleave checkpoints)
+    family: str = "llava"  # llava (also LLaVA-NeXT-Interleave checkpoints) | idefics3 (SmolVLM)
     path: str = ""  # a local HF-format checkpoint folder (model + processor); nothing is downloaded
-    tiny: bool = False  # build a tiny random LLaVA (CI and smoke runs): never a stand-in for a real model
+    tiny: bool = False  # build a tiny random model of the family (CI, smoke runs): never a stand-in for a real one
     freeze_vision: bool = True  # the official recipe: vision tower frozen, projector and LLM trained
 
 

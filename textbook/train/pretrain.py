@@ -47,7 +47,7 @@ def train(run_dir: Path, stop_after: int = 0) -> dict[str, Any]:
 
     from textbook.train.config import load_train_config
     from textbook.train.data import IndexedDataset, read_index
-    from textbook.train.families import collate, load_family
+    from textbook.train.families import load_family
 
     run = json.loads((run_dir / "run.json").read_text())
     cfg = load_train_config(overrides=run["config"])
@@ -60,15 +60,13 @@ def train(run_dir: Path, stop_after: int = 0) -> dict[str, Any]:
     model, family = load_family(cfg.model.family, Path(run["model_dir"]), cfg.data.end_of_video,
                                 cfg.data.mask_after_eov)
     if cfg.model.freeze_vision:
-        model.model.vision_tower.requires_grad_(False)
+        family.vision_tower(model).requires_grad_(False)
     if cfg.optim.grad_checkpointing:
         model.gradient_checkpointing_enable()
     dataset = IndexedDataset(Path(run["corpus_root"]), read_index(run_dir / "train_index.jsonl"), family,
                              text_field=cfg.data.text_field, max_length=cfg.data.max_length,
                              max_images=cfg.data.max_images)
-    pad = family.tokenizer.pad_token_id
-    loader = DataLoader(dataset, batch_size=cfg.optim.per_device_batch, shuffle=False,
-                        collate_fn=lambda b: collate(b, pad))
+    loader = DataLoader(dataset, batch_size=cfg.optim.per_device_batch, shuffle=False, collate_fn=family.collate)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     per_epoch = max(1, math.ceil(len(loader) / accelerator.num_processes) // cfg.optim.grad_accum)
@@ -102,8 +100,8 @@ def train(run_dir: Path, stop_after: int = 0) -> dict[str, Any]:
                 optimizer.zero_grad()
             seen = accelerator.gather(torch.stack([
                 loss.detach().float(), batch["attention_mask"].sum().float(),
-                torch.tensor(float(batch["pixel_values"].shape[0] if "pixel_values" in batch else 0),
-                             device=loss.device), torch.tensor(float(len(batch["input_ids"])), device=loss.device)])
+                torch.tensor(float(images_in(batch)), device=loss.device),
+                torch.tensor(float(len(batch["input_ids"])), device=loss.device)])
             ).view(-1, 4)
             cursor["tokens_seen"] += int(seen[:, 1].sum())
             cursor["images_seen"] += int(seen[:, 2].sum())
@@ -142,6 +140,14 @@ def train(run_dir: Path, stop_after: int = 0) -> dict[str, Any]:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return cursor
+
+
+def images_in(batch: dict[str, Any]) -> int:
+    """Real images of a batch (Idefics3 pads its [batch, images] tensor with all-zero images)."""
+    pixels = batch.get("pixel_values")
+    if pixels is None:
+        return 0
+    return int((pixels.flatten(-3).abs().sum(-1) > 0).sum()) if pixels.dim() == 5 else int(pixels.shape[0])
 
 
 def _save(accelerator: Any, run_dir: Path, cursor: dict, keep: int) -> None:

@@ -118,10 +118,10 @@ def prepare(plan: RunPlan) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     model_dir = Path(cfg.model.path) if cfg.model.path else run_dir / "base_model"
     if cfg.model.tiny and not (model_dir / "config.json").is_file():
-        from textbook.train.tiny import build_tiny_llava
+        from textbook.train.tiny import build_tiny
 
-        build_tiny_llava(model_dir, _corpus_texts(root, cfg.data.text_field), [cfg.data.end_of_video],
-                         seed=cfg.optim.seed)
+        build_tiny(cfg.model.family, model_dir, _corpus_texts(root, cfg.data.text_field), [cfg.data.end_of_video],
+                   seed=cfg.optim.seed)
     _, family = load_family(cfg.model.family, model_dir, cfg.data.end_of_video, cfg.data.mask_after_eov,
                             with_model=False)
     entries, report = build_index(root, family.slot_cost(), max_length=cfg.data.max_length,
@@ -164,7 +164,7 @@ def prefix_uri(store: ArtifactStore, prefix: str) -> str:
 
 def _model_card(plan: RunPlan, summary: dict[str, Any]) -> str:
     cfg = plan.cfg
-    base = "a tiny RANDOM LLaVA built from a config (plumbing test, not a model)" if cfg.model.tiny \
+    base = f"a tiny RANDOM {cfg.model.family} built from a config (plumbing test, not a model)" if cfg.model.tiny \
         else cfg.model.path
     return (f"# {plan.run_id}\n\nContinual pretraining of `{base}` ({cfg.model.family}) on the textbook corpus "
             f"`{plan.corpus_uri}`.\n\n- corpus fingerprint: `{plan.corpus_fingerprint}`\n"

@@ -1,0 +1,32 @@
+"""`textbook train` and `textbook bench` run the DAGs' code without Airflow; offline defaults are honest."""
+
+from __future__ import annotations
+
+from downstream_helpers import write_corpus, write_tinybench
+
+from textbook.cli import main
+from textbook.state import StateDB
+from textbook.train.registry import runs
+
+
+def test_train_without_a_model_is_skipped_with_the_reason_recorded(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus", samples=2)
+    (tmp_path / "cfg.yaml").write_text(f"data_root: {tmp_path / 'data'}\n")
+    assert main(["--config", str(tmp_path / "cfg.yaml"), "train", "--corpus", str(corpus)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped: train.model.path is not set" in out
+    [row] = runs(StateDB(f"sqlite:///{tmp_path / 'data' / 'state.db'}"))
+    assert row.status == "skipped" and "model.path" in row.reason
+
+
+def test_bench_with_the_oracle_prints_the_tables(tmp_path, capsys):
+    write_tinybench(tmp_path / "bench")
+    (tmp_path / "cfg.yaml").write_text(f"data_root: {tmp_path / 'data'}\n")
+    assert main(["--config", str(tmp_path / "cfg.yaml"), "bench", "--data-root", str(tmp_path / "bench"),
+                 "--set", "backend=oracle", "--set", "tasks=okvqa", "--set", "shots=0,1,2",
+                 "--set", "modes=rices,cheat"]) == 0
+    out = capsys.readouterr().out
+    assert "| oracle | 0.0 | 100.0 | 100.0 | 0.0 | 100.0 | 100.0 |" in out  # okvqa 0/1/2-shot, then the average
+    assert "| oracle | 100.0 | 100.0 |" in out  # Table 4: cheat at 1 and 2 shots
+    assert main(["--config", str(tmp_path / "cfg.yaml"), "bench"]) == 0
+    assert "skipped: benchmark.data_root (unset)" in capsys.readouterr().out
