@@ -188,3 +188,15 @@ def test_one_real_two_shot_generation_through_a_tiny_model(bench, tmp_path, fami
     assert score.n == 1 and score.value is not None and score.scorer == "vqa"
     row = json.loads((tmp_path / "out" / "samples" / "tiny" / "samples_okvqa_2shot_rices.jsonl").read_text())
     assert len(row["demo_ids"]) == 2 and isinstance(row["prediction"], str)
+
+
+def test_the_shuffle_ablation_plot_has_one_point_per_ratio(tmp_path):
+    from textbook.config import load_settings
+    from textbook.downstream import ablation_plot
+
+    settings = load_settings(environ={}, data_root=str(tmp_path))
+    out = ablation_plot(settings, [{"ratio": 0.0, "avg_by_shot": {"0": 10.0, "1": 30.0}},
+                                   {"ratio": 1.0, "avg_by_shot": {"0": 10.0, "1": 10.0}}])
+    assert out["points"] == {0.0: 20.0, 1.0: 10.0}
+    assert Path(out["plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((Path(out["plot"]).parent / "shuffle_ablation.json").read_text()) == {"0.0": 20.0, "1.0": 10.0}

@@ -157,6 +157,10 @@ def test_index_covers_the_corpus_and_its_fingerprint_sees_an_image_change(tmp_pa
     entries, report = build_index(root, family.slot_cost(), max_length=4096, max_images=12, end_of_video=EOV)
     assert report.source_samples == 4 == len(entries) and report.missing_images == []
     assert report.images == 16 and all(e["image_num"] == 4 for e in entries)
+    shuffled, rep = build_index(root, family.slot_cost(), max_length=4096, max_images=12, end_of_video=EOV,
+                                shuffle_ratio=0.5, seed=3)
+    assert len(rep.shuffled) == 2 and [e["slots"] for e in shuffled] == [e["slots"] for e in entries]
+    assert all(sorted(a["images"]) == sorted(b["images"]) for a, b in zip(entries, shuffled))
     before = corpus_fingerprint(root)
     assert corpus_fingerprint(root) == before
     first = entries[0]["images"][0]

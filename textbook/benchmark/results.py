@@ -99,7 +99,8 @@ def markdown(table: dict[str, Any], title: str) -> str:
         lines.append(f"| _{name}, not reproduced here_ | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
     if table.get("scorers"):
         lines += ["", "Scorers: " + ", ".join(f"`{s}`" for s in table["scorers"])
-                  + ". Rows in italics are the paper's numbers (LLaVA-1.5-7B, 610 K samples), for reference."]
+                  + ". Rows in italics are the paper's numbers (LLaVA-1.5-7B, 610 K samples), for reference; "
+                  "the paper's averages are over its seven columns."]
     return "\n".join(lines) + "\n"
 
 
