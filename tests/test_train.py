@@ -240,3 +240,27 @@ def test_idefics3_masks_all_its_image_tokens_keeps_end_of_video_and_trains(idefi
     assert model.model.connector.modality_projection.proj.weight.grad is not None
     cut = family.encode(doc, _red, int(torch.nonzero(enc.input_ids == glob)[1]) + 2)  # inside the second image
     assert cut.images == 1 and int((cut.input_ids == glob).sum()) == 1
+
+
+def test_the_clip_view_reads_as_the_obelics_samples_the_exporter_wrote(tmp_path, family):
+    from export_helpers import ClipSpec, add_done_video, add_knowledge_point, clip_samples, make_context, obelics_samples
+
+    from textbook.export import export_dataset
+    from textbook.train.samples import from_clip_view
+
+    ctx = make_context(tmp_path)
+    add_knowledge_point(ctx, "k1")
+    for n in range(3):
+        add_done_video(ctx, f"vid{n}", "k1", [
+            ClipSpec(0.0, 12.0, f"the triangle has three sides {n}", keyframes=2, ocr=("Triangles\nAngles", "Angles")),
+            ClipSpec(12.0, 25.0, "a square has four sides", keyframes=1, ocr=("Squares",), visual_kept=n != 1)])
+    root = export_dataset(ctx).root
+    obelics, clips = obelics_samples(root), clip_samples(root)
+    assert len(obelics) == len(clips) > 0
+    for ob, cl in zip(obelics, clips):
+        converted = from_clip_view(cl, EOV)
+        for field in ("images", "texts", "text_ocr_list"):
+            assert converted[field] == ob[field], field
+    by_view = [build_index(root, family.slot_cost(), max_length=4096, max_images=12, end_of_video=EOV, view=v)[0]
+               for v in ("obelics", "clips")]
+    assert [e["images"] for e in by_view[0]] == [e["images"] for e in by_view[1]]

@@ -28,6 +28,7 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
+    view: str = "obelics"  # obelics | clips (the clip view, read as the same interleaved samples)
     text_field: str = "text_ocr_list"  # the paper's best row; "texts" = released LLaVA script / w/o OCR
     max_length: int = 32768
     max_images: int = 12

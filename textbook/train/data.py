@@ -14,29 +14,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from textbook.train.samples import document, repack, shuffle_images
+from textbook.train.samples import document, from_clip_view, repack, shuffle_images
 
 OBELICS = "obelics"
+VIEWS = ("obelics", "clips")  # the folder of each view in an export
 
 
 class CorpusError(ValueError):
     """The corpus folder is not an export this code can read; the message says what is wrong."""
 
 
-def shard_names(root: Path) -> list[str]:
+def shard_names(root: Path, view: str = OBELICS) -> list[str]:
+    """The shards in the export's order: ``length.json``'s (OBELICS), the part numbers (clip view)."""
+    if view not in VIEWS:
+        raise CorpusError(f"data.view must be one of {', '.join(VIEWS)}, got {view!r}")
     lengths = root / OBELICS / "length.json"
     if not lengths.is_file():
         raise CorpusError(f"{root}: no {OBELICS}/length.json: not an exported textbook corpus")
-    return list(json.loads(lengths.read_text()))
+    return list(json.loads(lengths.read_text())) if view == OBELICS else sorted(
+        p.name for p in (root / view).glob("part-*.jsonl"))
 
 
-def read_shard(root: Path, name: str) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """(line number, byte offset, sample) of every line of one shard."""
+def parse_line(line: bytes, view: str, end_of_video: str) -> dict[str, Any]:
+    sample = json.loads(line)
+    return from_clip_view(sample, end_of_video) if view == "clips" else sample
+
+
+def read_shard(root: Path, name: str, view: str = OBELICS,
+               end_of_video: str = "<|end_of_video|>") -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(line number, byte offset, sample as OBELICS) of every line of one shard."""
     offset = 0
-    with open(root / OBELICS / name, "rb") as fh:
+    with open(root / view / name, "rb") as fh:
         for n, line in enumerate(fh):
             if line.strip():
-                yield n, offset, json.loads(line)
+                yield n, offset, parse_line(line, view, end_of_video)
             offset += len(line)
 
 
@@ -74,12 +85,13 @@ class IndexReport:
 
 
 def build_index(root: Path, cost: Callable[[str | None, str | None], int], *, max_length: int, max_images: int,
-                end_of_video: str, shuffle_ratio: float = 0.0, seed: int = 42) -> tuple[list[dict], IndexReport]:
+                end_of_video: str, shuffle_ratio: float = 0.0, seed: int = 42,
+                view: str = OBELICS) -> tuple[list[dict], IndexReport]:
     entries: list[dict[str, Any]] = []
     pieces_total = split = 0
     missing: set[str] = set()
-    for name in shard_names(root):
-        for line, offset, sample in read_shard(root, name):
+    for name in shard_names(root, view):
+        for line, offset, sample in read_shard(root, name, view, end_of_video):
             pieces_total += 1
             # repack works on slot indices: tag every slot with its index in the source line
             tagged = dict(sample, metadata=[dict(m or {}, _slot=i) for i, m in enumerate(sample["metadata"])])
@@ -112,18 +124,19 @@ class IndexedDataset:
     """Map-style dataset over a training index: entry -> family-encoded sample (deterministic)."""
 
     def __init__(self, root: Path, entries: list[dict], family: Any, *, text_field: str, max_length: int,
-                 max_images: int) -> None:
+                 max_images: int, view: str = OBELICS, end_of_video: str = "<|end_of_video|>") -> None:
         self.root, self.entries, self.family = Path(root), entries, family
         self.text_field, self.max_length, self.max_images = text_field, max_length, max_images
+        self.view, self.end_of_video = view, end_of_video
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def sample(self, i: int) -> dict[str, Any]:
         e = self.entries[i]
-        with open(self.root / OBELICS / e["shard"], "rb") as fh:
+        with open(self.root / self.view / e["shard"], "rb") as fh:
             fh.seek(e["offset"])
-            src = json.loads(fh.readline())
+            src = parse_line(fh.readline(), self.view, self.end_of_video)
         out = {f: [src[f][k] for k in e["slots"]] for f in ("images", "texts", "text_ocr_list", "metadata")}
         order = iter(e["images"])  # the ablation's image order, slot by slot
         out["images"] = [next(order) if im is not None else None for im in out["images"]]

@@ -65,7 +65,8 @@ def train(run_dir: Path, stop_after: int = 0) -> dict[str, Any]:
         model.gradient_checkpointing_enable()
     dataset = IndexedDataset(Path(run["corpus_root"]), read_index(run_dir / "train_index.jsonl"), family,
                              text_field=cfg.data.text_field, max_length=cfg.data.max_length,
-                             max_images=cfg.data.max_images)
+                             max_images=cfg.data.max_images, view=cfg.data.view,
+                             end_of_video=cfg.data.end_of_video)
     loader = DataLoader(dataset, batch_size=cfg.optim.per_device_batch, shuffle=False, collate_fn=family.collate)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)

@@ -126,7 +126,8 @@ def prepare(plan: RunPlan) -> dict[str, Any]:
                             with_model=False)
     entries, report = build_index(root, family.slot_cost(), max_length=cfg.data.max_length,
                                   max_images=cfg.data.max_images, end_of_video=cfg.data.end_of_video,
-                                  shuffle_ratio=cfg.data.shuffle_images_ratio, seed=cfg.data.seed)
+                                  shuffle_ratio=cfg.data.shuffle_images_ratio, seed=cfg.data.seed,
+                                  view=cfg.data.view)
     if report.missing_images:
         raise CorpusError(f"{root}: {len(report.missing_images)} image(s) the samples name are missing, "
                           f"e.g. {report.missing_images[0]}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 FIELDS = ("images", "texts", "text_ocr_list", "metadata")
+CLIP_VIEW_EOV = "End of a Video"  # the release's spelling of the clip view's video boundary
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,33 @@ def document(sample: dict[str, Any], *, text_field: str, placeholder: str, max_i
             parts.append((" " if last_was_text else "") + text.strip())
             last_was_text = True
     return Document("".join(parts), tuple(images))
+
+
+def from_clip_view(sample: dict[str, Any], end_of_video: str) -> dict[str, Any]:
+    """A clip-view sample (FORMAT.md section 3) as the OBELICS sample the exporter writes beside it:
+    each clip's kept keyframes, then its refined transcript (plus its deduplicated OCR lines, each once,
+    in ``text_ocr_list``); the ``End of a Video`` pseudo-clip becomes the End-of-Video text."""
+    slots: list[tuple[str | None, str | None, str | None, dict[str, Any]]] = []
+    last_vid = None
+    for clip in sample["conversations"]:
+        if clip.get("vid") == CLIP_VIEW_EOV:
+            slots.append((None, end_of_video, end_of_video, {"video_id": last_vid, "clip_start": None,
+                                                             "clip_end": None, "kind": "text"}))
+            continue
+        last_vid = clip["vid"]
+        meta = {"video_id": clip["vid"], "clip_start": clip["clip_start"], "clip_end": clip["clip_end"]}
+        kept = clip.get("visual_kept", True)
+        for image in clip.get("keyframe_ssim") or [] if kept else []:
+            slots.append((image, None, None, {**meta, "kind": "keyframe"}))
+        lines: list[str] = []
+        for text in clip.get("ocr_deduplicates") or [] if kept else []:
+            lines += [x.strip() for x in text.splitlines() if x.strip() and x.strip() not in lines]
+        asr, ocr = (clip.get("refined_asr") or "").strip(), "\n".join(lines)
+        if asr or ocr:
+            slots.append((None, asr, f"{asr}\n{ocr}" if asr and ocr else asr or ocr, {**meta, "kind": "text"}))
+    return {"images": [s[0] for s in slots], "texts": [s[1] for s in slots],
+            "text_ocr_list": [s[2] for s in slots], "metadata": [s[3] for s in slots],
+            "image_num": sum(1 for s in slots if s[0] is not None)}
 
 
 def _units(sample: dict[str, Any], end_of_video: str) -> list[list[int]]:
