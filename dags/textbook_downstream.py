@@ -23,18 +23,20 @@ from textbook_airflow import resolved_settings  # plugins/ (on sys.path)
 
 START = datetime(2026, 1, 1)
 TRAIN_QUEUE, TRAIN_POOL = "train", "train_gpus"
-CORPUS = Asset.ref(name="textbook_corpus")
-CHECKPOINT_NAME, BENCHMARK_NAME = "textbook_checkpoint", "textbook_benchmark"
 
 
-def _assets() -> tuple[Asset, Asset]:
+def _assets() -> tuple[Asset, Asset, Asset]:
+    """The corpus asset exactly as the knowledge-point DAGs declare it (``corpus_asset`` there), so a
+    manual run before any ``pack`` still finds it; the checkpoint and benchmark assets under the store."""
     settings = load_settings()
+    corpus = settings.export.root if settings.export.root.startswith("s3://") else settings.export_root.as_uri()
     base = settings.artifact_root.as_uri() if settings.store.kind == "local" else \
         f"s3://{settings.store.bucket}/{settings.store.root.strip('/')}".rstrip("/")
-    return Asset(name=CHECKPOINT_NAME, uri=f"{base}/checkpoints"), Asset(name=BENCHMARK_NAME, uri=f"{base}/benchmarks")
+    return (Asset(name="textbook_corpus", uri=corpus), Asset(name="textbook_checkpoint", uri=f"{base}/checkpoints"),
+            Asset(name="textbook_benchmark", uri=f"{base}/benchmarks"))
 
 
-CHECKPOINT, BENCHMARK = _assets()
+CORPUS, CHECKPOINT, BENCHMARK = _assets()
 
 
 def _latest(context: Any, asset: Any) -> list[Any]:

@@ -30,3 +30,31 @@ def test_bench_with_the_oracle_prints_the_tables(tmp_path, capsys):
     assert "| oracle | 100.0 | 100.0 |" in out  # Table 4: cheat at 1 and 2 shots
     assert main(["--config", str(tmp_path / "cfg.yaml"), "bench"]) == 0
     assert "skipped: benchmark.data_root (unset)" in capsys.readouterr().out
+
+
+def test_an_s3_corpus_is_synced_to_the_training_host_and_fingerprinted_like_the_local_one(tmp_path, monkeypatch):
+    import uuid
+
+    from s3_server import start_s3
+
+    from textbook.config import StoreSettings
+    from textbook.store.s3 import S3Store
+    from textbook.train.data import corpus_fingerprint
+    from textbook.train.runs import corpus_root
+
+    local = write_corpus(tmp_path / "corpus", samples=3)
+    with start_s3(tmp_path / "s3") as s3:
+        for name, value in s3.env.items():
+            monkeypatch.setenv(name, value)
+        bucket = s3.create_bucket(f"t-{uuid.uuid4().hex[:12]}")
+        settings = StoreSettings(kind="s3", bucket=bucket, endpoint_url=s3.endpoint_url, region="us-east-1",
+                                 path_style=True)
+        remote = S3Store(bucket, "dataset", endpoint_url=s3.endpoint_url, region="us-east-1", path_style=True)
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            remote.put_file(path.relative_to(local).as_posix(), path)
+        synced = corpus_root(f"s3://{bucket}/dataset", settings, tmp_path / "cache")
+        assert corpus_fingerprint(synced) == corpus_fingerprint(local)
+        first = next(synced.rglob("*.jpg"))
+        first.write_bytes(b"corrupt")  # a damaged local copy is fetched again
+        assert corpus_fingerprint(corpus_root(f"s3://{bucket}/dataset", settings, tmp_path / "cache")) == \
+            corpus_fingerprint(local)

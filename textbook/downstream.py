@@ -55,7 +55,7 @@ def train_resolve(settings: Settings, corpus_uri: str, holder: str, *, config_fi
     cfg = train_config(settings, config_file, preset, overrides)
     ctx = Context.from_settings(settings)
     try:
-        return resolve(ctx.db, corpus_uri, cfg, settings.data_path, holder).to_dict()
+        return resolve(ctx.db, corpus_uri, cfg, settings.data_path, holder, settings.store).to_dict()
     finally:
         ctx.close()
 

@@ -1,8 +1,9 @@
 """The pretraining run as the DAG and the CLI drive it: resolve -> prepare -> train -> publish.
 
-``resolve`` names the run after the corpus fingerprint and the config fingerprint, so an unchanged
-corpus (the nightly pack of an unchanged taxonomy) finds a finished run and does not retrain, and
-a retried task finds its own run folder and resumes. ``publish`` uploads ``final/`` to the
+``resolve`` syncs an ``s3://`` corpus to the training host (checksums verified) and names the run
+after the corpus fingerprint and the config fingerprint, so an unchanged corpus (the nightly pack of
+an unchanged taxonomy) finds a finished run and does not retrain, and a retried task finds its own
+run folder and resumes. ``publish`` uploads ``final/`` to the
 artifact store, reads every file's checksum back, and writes a model card naming the corpus.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlparse
 
+from textbook.config import StoreSettings
 from textbook.state import StateDB
 from textbook.store import ArtifactStore, LocalStore
 from textbook.store.base import sha256_file
@@ -52,16 +54,41 @@ class RunPlan:
         return load_train_config(overrides=self.config)
 
 
-def corpus_root(uri: str) -> Path:
-    """A local export folder from a ``file://`` URI or a path (the corpus asset's URI)."""
+def sync_corpus(uri: str, store: StoreSettings, cache: Path) -> Path:
+    """An ``s3://bucket/prefix`` export copied to ``cache`` (node-local); files whose sha256 already
+    matches are not fetched again, and each download is checked against the server's checksum."""
+    from textbook.store.s3 import S3Store
+
     parsed = urlparse(uri)
+    remote = S3Store(parsed.netloc, parsed.path.strip("/"), endpoint_url=store.endpoint_url, region=store.region,
+                     path_style=store.path_style)
+    root = cache / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    keys = list(remote.list(""))
+    if not keys:
+        raise CorpusError(f"corpus {uri}: nothing there")
+    for key in keys:
+        target = root / key
+        want = remote.checksum(key)
+        if target.is_file() and sha256_file(target) == want:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(remote.get_bytes(key))
+        if sha256_file(target) != want:
+            raise OSError(f"corpus {uri}: {key} did not verify after download")
+    return root
+
+
+def corpus_root(uri: str, store: StoreSettings | None = None, cache: Path | None = None) -> Path:
+    """A local export folder from a ``file://`` URI, a path, or an ``s3://`` export synced to ``cache``."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3" and store is not None and cache is not None:
+        return sync_corpus(uri, store, cache)
     if parsed.scheme in ("", "file"):
         root = Path(unquote(parsed.path) if parsed.scheme else uri)
         if not root.is_dir():
             raise CorpusError(f"corpus {uri}: no such folder")
         return root.resolve()
-    raise CorpusError(f"corpus {uri}: only local corpora (file:// or a path) can be trained on here; sync an "
-                      f"s3:// export to the training host first (textbook export writes the local copy)")
+    raise CorpusError(f"corpus {uri}: expected a folder, a file:// URI or an s3:// export")
 
 
 def model_problem(cfg: TrainConfig) -> str:
@@ -76,8 +103,9 @@ def model_problem(cfg: TrainConfig) -> str:
     return ""
 
 
-def resolve(db: StateDB, corpus_uri: str, cfg: TrainConfig, data_root: Path, holder: str) -> RunPlan:
-    root = corpus_root(corpus_uri)
+def resolve(db: StateDB, corpus_uri: str, cfg: TrainConfig, data_root: Path, holder: str,
+            store: StoreSettings | None = None) -> RunPlan:
+    root = corpus_root(corpus_uri, store, data_root / "corpus-cache")
     fingerprint = corpus_fingerprint(root)
     run_key = hashlib.sha256(f"{fingerprint}:{cfg.fingerprint()}".encode()).hexdigest()[:32]
     run_id = f"{cfg.preset}-{run_key[:12]}"
