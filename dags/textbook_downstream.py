@@ -94,7 +94,8 @@ class AccelerateLaunch(BaseOperator):
 
         plan = context["ti"].xcom_pull(task_ids="resolve")
         try:
-            return train_run(plan, self.log.info, on_start=lambda launch: setattr(self, "_launch", launch))
+            return train_run(plan, self.log.info, on_start=lambda launch: setattr(self, "_launch", launch),
+                             settings=resolved_settings())
         except Exception as exc:
             train_failed(resolved_settings(), plan, f"{type(exc).__name__}: {exc}")
             raise
@@ -233,7 +234,7 @@ class TrainAtRatio(BaseOperator):
         except TrainSkipped as exc:
             raise _skip(exc) from None
         train_prepare(plan)
-        train_run(plan, self.log.info, on_start=lambda launch: setattr(self, "_launch", launch))
+        train_run(plan, self.log.info, on_start=lambda launch: setattr(self, "_launch", launch), settings=settings)
         out = train_publish(settings, plan)
         return {"ratio": self.ratio, "uri": out["uri"], **out["extra"]}
 

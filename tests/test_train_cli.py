@@ -58,3 +58,29 @@ def test_an_s3_corpus_is_synced_to_the_training_host_and_fingerprinted_like_the_
         first.write_bytes(b"corrupt")  # a damaged local copy is fetched again
         assert corpus_fingerprint(corpus_root(f"s3://{bucket}/dataset", settings, tmp_path / "cache")) == \
             corpus_fingerprint(local)
+
+
+def test_a_run_is_leased_to_one_holder_until_it_goes_stale(tmp_path):
+    from datetime import timedelta
+
+    import pytest
+    from sqlalchemy import update
+
+    from textbook.state.models import utcnow
+    from textbook.state.train_models import TrainRunRow
+    from textbook.train import registry
+
+    db = StateDB(f"sqlite:///{tmp_path / 's.db'}")
+    db.create_schema()
+    fields = dict(preset="p", corpus_uri="u", corpus_fingerprint="f", config_hash="c")
+    registry.claim(db, "k", "run-1", "dag/run-a", **fields)
+    with pytest.raises(registry.RunBusy, match="held by dag/run-a"):
+        registry.claim(db, "k", "run-1", "dag/run-b", **fields)
+    registry.claim(db, "k", "run-1", "dag/run-a", **fields)  # a retry of the same task
+    registry.heartbeat(db, "k")
+    with db.session() as s:
+        s.execute(update(TrainRunRow).values(heartbeat_at=utcnow() - registry.STALE_AFTER - timedelta(minutes=1)))
+    registry.claim(db, "k", "run-1", "dag/run-b", **fields)  # the old holder stopped heartbeating
+    assert registry.done_run(db, "k") is None
+    registry.finish(db, "k", "done", steps=3)
+    assert registry.done_run(db, "k").holder == "dag/run-b"

@@ -14,14 +14,14 @@ from textbook.state import StateDB
 from textbook.train import runs
 from textbook.train.config import load_train_config
 
-STEPS = 24
+STEPS = 16
 
 
 def _plan(tmp: Path, corpus: Path, name: str):
     db = StateDB(f"sqlite:///{tmp / name}.db")
     db.create_schema()
     cfg = load_train_config(preset="tiny-cpu", overrides={
-        "output_root": str(tmp / name), "optim": {"max_steps": STEPS}, "checkpoint": {"every_steps": 6}})
+        "output_root": str(tmp / name), "optim": {"max_steps": STEPS}, "checkpoint": {"every_steps": 4}})
     plan = runs.resolve(db, corpus.as_uri(), cfg, tmp, holder="test")
     runs.prepare(plan)
     return plan
@@ -64,10 +64,10 @@ def test_two_ranks_train_and_the_loss_falls(trained):
 
 def test_a_resumed_run_ends_exactly_where_the_unbroken_run_ends(trained):
     unbroken, summary, _, broken, halfway, resumed, resumed_lines = trained
-    assert halfway == ["step_12", "step_6"]  # stopped after the step-12 checkpoint
-    assert any("resumed from step_12" in line for line in resumed_lines)
+    assert halfway == ["step_4", "step_8"]  # stopped after the step-8 checkpoint
+    assert any("resumed from step_8" in line for line in resumed_lines)
     print(f"param sum unbroken {summary['param_sum']!r} resumed {resumed['param_sum']!r}")
     assert resumed["param_sum"] == summary["param_sum"]
     assert resumed["loss"] == summary["loss"]
     assert [r["loss"] for r in _metrics(broken)] == [r["loss"] for r in _metrics(unbroken)]
-    assert sorted(p.name for p in (Path(broken.run_dir) / "checkpoints").iterdir()) == ["step_18", "step_24"]
+    assert sorted(p.name for p in (Path(broken.run_dir) / "checkpoints").iterdir()) == ["step_12", "step_16"]

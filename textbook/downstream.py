@@ -67,10 +67,28 @@ def train_prepare(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_run(plan: dict[str, Any], echo: Callable[[str], None], on_start: Callable[[Any], None] | None = None,
-              stop_after: int = 0) -> dict[str, Any]:
+              stop_after: int = 0, settings: Settings | None = None, every: float = 60.0) -> dict[str, Any]:
+    """Train; with ``settings``, the run's lease is renewed (at most every ``every`` s) as output arrives."""
+    import time
+
+    from textbook.train import registry
     from textbook.train.runs import RunPlan, train
 
-    return train(RunPlan.from_dict(plan), echo, on_start=on_start, stop_after=stop_after)
+    if settings is None:
+        return train(RunPlan.from_dict(plan), echo, on_start=on_start, stop_after=stop_after)
+    ctx = Context.from_settings(settings)
+    last = [time.monotonic()]
+
+    def echo_and_beat(line: str) -> None:
+        echo(line)
+        if time.monotonic() - last[0] >= every:
+            registry.heartbeat(ctx.db, plan["run_key"])
+            last[0] = time.monotonic()
+
+    try:
+        return train(RunPlan.from_dict(plan), echo_and_beat, on_start=on_start, stop_after=stop_after)
+    finally:
+        ctx.close()
 
 
 def train_failed(settings: Settings, plan: dict[str, Any], reason: str) -> None:

@@ -45,6 +45,13 @@ def claim(db: StateDB, run_key: str, run_id: str, holder: str, **fields: Any) ->
             raise RunBusy(f"run {run_id} is held by {row.holder} (since {row.heartbeat_at:%Y-%m-%d %H:%M} UTC)")
 
 
+def heartbeat(db: StateDB, run_key: str) -> None:
+    """The holder is alive: a long run keeps its lease past ``STALE_AFTER``."""
+    with db.session() as s:
+        s.execute(update(TrainRunRow).where(TrainRunRow.run_key == run_key, TrainRunRow.status == "running")
+                  .values(heartbeat_at=utcnow()))
+
+
 def finish(db: StateDB, run_key: str, status: str, **fields: Any) -> None:
     with db.session() as s:
         s.execute(update(TrainRunRow).where(TrainRunRow.run_key == run_key)
