@@ -28,6 +28,11 @@ def test_bench_with_the_oracle_prints_the_tables(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| oracle | 0.0 | 100.0 | 100.0 | 0.0 | 100.0 | 100.0 |" in out  # okvqa 0/1/2-shot, then the average
     assert "| oracle | 100.0 | 100.0 |" in out  # Table 4: cheat at 1 and 2 shots
+    [page] = (tmp_path / "data" / "benchmarks").glob("*/index.html")
+    text = page.read_text()
+    assert "oracle: okvqa_2shot_cheat" in text and "Table 4 shape" in text
+    gallery = text.split("oracle: okvqa_2shot_cheat")[1].split("</details>")[0]
+    assert gallery.count("<img") == 8 * 3  # the first 8 items, each 2 demos + the query
     assert main(["--config", str(tmp_path / "cfg.yaml"), "bench"]) == 0
     assert "skipped: benchmark.data_root (unset)" in capsys.readouterr().out
 

@@ -146,7 +146,9 @@ def evaluate(model: str, backend: Backend, cfg: BenchConfig, out_dir: Path,
                         t0 = time.monotonic()
                         raw = backend.generate(prompt, cfg.max_new_tokens or spec.max_new_tokens)
                         value, parsed, scorer = _score_item(spec, item, raw, judge)
-                        row = {"doc_id": item.id, "demo_ids": [d.id for d in demos], "prompt_hash": prompt.digest,
+                        row = {"doc_id": item.id, "demo_ids": [d.id for d in demos], "image": str(item.image),
+                               "demo_images": [str(d.image) for d in demos], "demo_answers": [d.demo_answer for d in demos],
+                               "question": item.question, "prompt_hash": prompt.digest,
                                "prediction": raw, "parsed": parsed, "target": item.answer, "score": value,
                                "scorer": scorer, "latency_s": round(time.monotonic() - t0, 4)}
                         out.write(json.dumps(row) + "\n")

@@ -118,6 +118,9 @@ def write_tables(out_dir: Path, scores: list[Score]) -> dict[str, Path]:
     paths["table2"].write_text(markdown(t2, "Table 2 shape: few-shot accuracy (%), RICES demonstrations"))
     paths["table4"].write_text(markdown(t4, "Table 4 shape: the cheat test (%), the query itself in context"))
     paths["tables"].write_text(json.dumps({"table2": t2, "table4": t4}, indent=1))
+    from textbook.benchmark.page import write_page
+
+    paths["page"] = write_page(out_dir, {"table2": t2, "table4": t4})
     return paths
 
 
