@@ -33,3 +33,8 @@ def scores(db: StateDB, run_id: str) -> list[BenchmarkScoreRow]:
     with db.session() as s:
         return list(s.scalars(select(BenchmarkScoreRow).where(BenchmarkScoreRow.run_id == run_id)
                               .order_by(BenchmarkScoreRow.id)))
+
+
+def runs(db: StateDB) -> list[BenchmarkRunRow]:
+    with db.session() as s:
+        return list(s.scalars(select(BenchmarkRunRow).order_by(BenchmarkRunRow.started_at.desc())))
