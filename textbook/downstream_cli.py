@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +29,13 @@ def _overrides(pairs: list[str] | None) -> dict[str, Any]:
 def cmd_train(args: argparse.Namespace) -> int:
     from textbook.config import load_settings
     from textbook.downstream import train_prepare, train_publish, train_resolve, train_run
-    from textbook.state.db import worker_name
     from textbook.train.runs import TrainSkipped
 
     settings = load_settings(args.config)
     corpus = str(Path(args.corpus).resolve()) if args.corpus else str(settings.export_root)
+    holder = f"{socket.gethostname()}:{os.getpid()}"
     try:
-        plan = train_resolve(settings, corpus, worker_name(), config_file=args.train_config or "",
+        plan = train_resolve(settings, corpus, holder, config_file=args.train_config or "",
                              preset=args.preset or "", overrides=_overrides(args.set))
     except TrainSkipped as exc:
         print(f"train: skipped: {exc}")
