@@ -105,7 +105,7 @@ def build_index(root: Path, cost: Callable[[str | None, str | None], int], *, ma
                 entries.append({"shard": name, "line": line, "offset": offset, "slots": slots,
                                 "images": images, "image_num": len(images), "tokens": tokens})
     shuffled_view, chosen = shuffle_images([{"images": e["images"]} for e in entries], shuffle_ratio, seed)
-    for e, view, in zip(entries, shuffled_view):
+    for e, view in zip(entries, shuffled_view, strict=True):
         e["images"] = view["images"]
     report = IndexReport(pieces_total, len(entries), split, sum(e["image_num"] for e in entries),
                          sum(e["tokens"] for e in entries), chosen, sorted(missing))
