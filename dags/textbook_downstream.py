@@ -232,6 +232,8 @@ class TrainAtRatio(BaseOperator):
                                  f"{context['dag'].dag_id}/{context['run_id']}/{self.ratio}",
                                  config_file=p.get("config_file", ""), preset=p.get("preset", ""), overrides=overrides)
         except TrainSkipped as exc:
+            if exc.done:  # trained before at this ratio: benchmark that checkpoint
+                return {"ratio": self.ratio, **exc.done}
             raise _skip(exc) from None
         train_prepare(plan)
         train_run(plan, self.log.info, on_start=lambda launch: setattr(self, "_launch", launch), settings=settings)

@@ -111,5 +111,7 @@ def test_an_unchanged_corpus_does_not_retrain(world):
     settings, rcs, log, _ = world
     corpus = _events(settings.data_path / "airflow")[0]
     assert corpus[0] == "textbook_corpus"
-    with pytest.raises(TrainSkipped, match="nothing to do"):  # what the DAG's resolve task calls
+    with pytest.raises(TrainSkipped, match="nothing to do") as skipped:  # what the DAG's resolve task calls
         train_resolve(settings, settings.export_root.as_uri(), "another-run")
+    ckpt = next(extra for name, extra in _events(settings.data_path / "airflow") if name == "textbook_checkpoint")
+    assert skipped.value.done["uri"] == ckpt["uri"]  # the ablation benchmarks that checkpoint instead

@@ -126,6 +126,9 @@ def evaluate(model: str, backend: Backend, cfg: BenchConfig, out_dir: Path,
                                 f"no local copy at {Path(cfg.data_root) / task}/test.jsonl"))
             continue
         queries = queries[:cfg.max_items] if cfg.max_items else queries
+        if not queries:
+            scores.append(Score(model, task, -1, "-", "accuracy", None, None, 0, "-", version, "no test items"))
+            continue
         pool_items = load_split(Path(cfg.data_root), spec.pool, spec.pool_split) or []
         pool = DemoPool(pool_items, embed)
         for k in cfg.shots:

@@ -27,7 +27,11 @@ from textbook.train.launch import launch_argv, run_launch
 
 
 class TrainSkipped(Exception):
-    """Nothing to train, and why: an unchanged corpus, or no model configured."""
+    """Nothing to train, and why: an unchanged corpus (``done`` names its finished run), or no model."""
+
+    def __init__(self, reason: str, done: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.done = done
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,8 @@ def resolve(db: StateDB, corpus_uri: str, cfg: TrainConfig, data_root: Path, hol
     done = registry.done_run(db, run_key)
     if done is not None:
         raise TrainSkipped(f"corpus {fingerprint[:12]} with this config was trained by run {done.run_id} "
-                           f"(checkpoint {done.checkpoint_uri}): nothing to do")
+                           f"(checkpoint {done.checkpoint_uri}): nothing to do",
+                           {"run_id": done.run_id, "uri": done.checkpoint_uri, "corpus_fingerprint": fingerprint})
     fields = dict(preset=cfg.preset, corpus_uri=corpus_uri, corpus_fingerprint=fingerprint,
                   config_hash=cfg.fingerprint())
     problem = model_problem(cfg)
