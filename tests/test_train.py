@@ -171,8 +171,8 @@ def test_index_covers_the_corpus_and_its_fingerprint_sees_an_image_change(tmp_pa
 def test_every_shipped_config_parses_and_flags_beat_the_file(tmp_path):
     import yaml
 
-    assert {"single_gpu", "multi_gpu", "multi_node", "deepspeed_zero2", "deepspeed_zero3", "cpu_2proc"} <= set(
-        shipped_configs())
+    shipped = {"single_gpu", "multi_gpu", "multi_node", "fsdp", "deepspeed_zero2", "deepspeed_zero3", "cpu_2proc"}
+    assert shipped <= set(shipped_configs())
     for name in shipped_configs():
         assert yaml.safe_load(config_path(name).read_text())["distributed_type"]
     argv = launch_argv(LaunchSpec(accelerate_config="deepspeed_zero3", num_processes=4, mixed_precision="bf16"),
