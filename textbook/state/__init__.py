@@ -2,5 +2,6 @@
 
 from textbook.state.db import StateDB
 from textbook.state.models import Base, KnowledgePointRow, StageRun, VideoKnowledgePoint, VideoRow
+from textbook.state.train_models import BenchmarkRunRow, BenchmarkScoreRow, TrainRunRow  # noqa: F401 - registers the tables
 
 __all__ = ["Base", "KnowledgePointRow", "StageRun", "StateDB", "VideoKnowledgePoint", "VideoRow"]
