@@ -218,6 +218,8 @@ class DagSettings:
     download_pool: str = knob("youtube")
     gpu_pool: str = knob("")  # one slot per GPU in a cluster; empty: no pool
     pack_pool: str = knob("textbook_pack")  # one slot: exports of the shared dataset never overlap
+    train_queue: str = knob("train")  # the pretraining DAG's tasks (a GPU host's worker)
+    train_pool: str = knob("train_gpus")  # one slot per GPU that trains
 
 
 @dataclass(frozen=True)
