@@ -28,7 +28,7 @@ for dag_id, dag in bag.dags.items():
                             "backoff": t.retry_exponential_backoff, "timeout": t.execution_timeout.total_seconds()
                             if t.execution_timeout else None,
                             "upstream": sorted(t.upstream_task_ids)}
-    out["dags"][dag_id] = {"tags": sorted(dag.tags), "schedule": str(dag.schedule), "catchup": dag.catchup,
+    out["dags"][dag_id] = {"tags": sorted(dag.tags), "schedule": str(getattr(dag.timetable, "expression", dag.schedule)), "catchup": dag.catchup,
                            "max_active_runs": dag.max_active_runs, "doc_md": dag.doc_md, "tasks": tasks}
 print(json.dumps(out))
 """
