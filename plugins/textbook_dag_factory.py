@@ -235,42 +235,39 @@ class DagBuilder:
         return dag
 
 
-def _register(namespace: dict[str, Any], kps: Iterable[KnowledgePoint]) -> None:
+def _register(namespace: dict[str, Any], kps: Iterable[KnowledgePoint], settings: Settings) -> None:
     """Build the DAGs of ``kps`` into the DAG file's globals; only the one a task runs when a
     worker parses the file for a task (``get_parsing_context``)."""
     wanted = get_parsing_context().dag_id
     kps = [kp for kp in kps if wanted is None or kp.dag_id == wanted]
     if not kps:
         return
-    settings = load_settings()
     builder = DagBuilder(settings.dags, corpus_asset(settings))
     for kp in kps:
         namespace[kp.dag_id] = builder.build(kp)
-
-
-def _taxonomy_file(name: str) -> Path:
-    return Path(load_settings().taxonomy_dir or SHIPPED_DIR).expanduser() / name
 
 
 def register_subject(namespace: dict[str, Any], file: str, part: int = 0, parts: int = 1) -> None:
     """The DAGs of one taxonomy subject file (of its ``part``-th share when it has ``parts``)
     into a shim's globals. Reads that file only: a broken one fails this shim alone, with the
     file's problems as its import error. A shim whose file left the taxonomy builds nothing."""
-    path = _taxonomy_file(file)
+    settings = load_settings()
+    path = Path(settings.taxonomy_dir or SHIPPED_DIR).expanduser() / file
     if not path.is_file():
         return
     kps = load_subject_file(path).knowledge_points
-    _register(namespace, (kp for kp in kps if parts == 1 or part_of(kp.id, parts) == part))
+    _register(namespace, (kp for kp in kps if parts == 1 or part_of(kp.id, parts) == part), settings)
 
 
 def register_unclaimed(namespace: dict[str, Any], dags_folder: Path) -> None:
     """The DAGs of the subject files no shim in ``dags_folder`` claims yet (a subject just added),
-    each file read on its own; the first broken one is this file's import error, after the
-    problems of every broken one are logged."""
+    each file read on its own. Any of them broken is this file's import error, naming the
+    problems of every broken one (subject files with shims of their own are not touched)."""
+    settings = load_settings()
     claimed = claimed_files(dags_folder)
     broken: list[TaxonomyError] = []
     kps: list[KnowledgePoint] = []
-    for path in taxonomy_files(load_settings().taxonomy_dir or None):
+    for path in taxonomy_files(settings.taxonomy_dir or None):
         if path.name in claimed:
             continue
         try:
@@ -281,4 +278,4 @@ def register_unclaimed(namespace: dict[str, Any], dags_folder: Path) -> None:
         raise TaxonomyError([p for exc in broken for p in exc.problems] + [
             "subject files without DAG files of their own share this one: run `python -m textbook.dag_files` "
             "to give each its own, so a broken one breaks only its own DAGs"])
-    _register(namespace, kps)
+    _register(namespace, kps, settings)

@@ -272,7 +272,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     print(f"backfill {args.subject}: {len(kps)} knowledge-point DAGs, at most {args.max_active} runs at once")
     try:
         runs = backfill(client, [kp.dag_id for kp in kps], label=args.subject, max_active=args.max_active,
-                        poll_seconds=args.poll, timeout=args.timeout)
+                        poll_seconds=args.poll, timeout=args.timeout, fresh=args.fresh)
     except (BackfillError, AirflowApiError) as exc:
         raise CliError(str(exc)) from None
     failed = [run.dag_id for run in runs if run.state != "success"]
@@ -365,9 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = sub.add_parser("backfill", help="trigger every knowledge-point DAG of a subject through Airflow's "
                                                "REST API, a few runs at a time")
     backfill.add_argument("--subject", required=True, help="subject id")
-    backfill.add_argument("--max-active", type=int, default=4, help="runs of this backfill queued or running at once")
+    backfill.add_argument("--max-active", type=int, default=4, help="runs of the subject's DAGs queued or running at once")
     backfill.add_argument("--poll", type=float, default=10.0, help="seconds between checks of the runs")
     backfill.add_argument("--timeout", type=float, help="stop waiting after this many seconds (runs go on in Airflow)")
+    backfill.add_argument("--fresh", action="store_true",
+                          help="start a new backfill instead of going on with an unfinished one of the subject")
     backfill.set_defaults(fn=cmd_backfill)
 
     export = sub.add_parser("export", help="write the dataset (FORMAT.md) from finished videos")
