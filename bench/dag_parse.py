@@ -131,7 +131,7 @@ def main() -> None:
     print(f"  parse of the DAG folder:         {full['parse']:.2f} s wall, {full['cpu']:.2f} s CPU for {full['dags']} "
           f"DAGs ({1000 * full['cpu'] / max(1, full['dags']):.2f} ms CPU per DAG); interpreter imports "
           f"{full['imports']:.2f} s")
-    print(f"  each DAG file, forked (as the dag-processor parses it; wall / CPU):")
+    print("  each DAG file, forked (as the dag-processor parses it; wall / CPU):")
     for name, (wall, cpu, dags, errors) in sorted(files.items()):
         print(f"    {name:<44}{wall:6.2f} s {cpu:6.2f} s  {dags:4d} DAGs" + (f"  {errors} errors" if errors else ""))
     print(f"  slowest file:                    {files[slowest][0]:.2f} s wall ({slowest}); sum over files "

@@ -275,7 +275,7 @@ def register_unclaimed(namespace: dict[str, Any], dags_folder: Path) -> None:
         except TaxonomyError as exc:
             broken.append(exc)
     if broken:
-        raise TaxonomyError([p for exc in broken for p in exc.problems] + [
-            "subject files without DAG files of their own share this one: run `python -m textbook.dag_files` "
-            "to give each its own, so a broken one breaks only its own DAGs"])
+        hint = ("subject files without DAG files of their own share this one: run `python -m textbook.dag_files` "
+                "to give each its own, so a broken one breaks only its own DAGs")
+        raise TaxonomyError([p for exc in broken for p in exc.problems] + [hint])
     _register(namespace, kps, settings)

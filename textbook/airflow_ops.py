@@ -185,8 +185,8 @@ def start_run(client: AirflowClient, dag_id: str, run_id: str, note: str) -> boo
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    whole = round(seconds)
+    return f"{whole // 3600}h{whole // 60 % 60:02d}m" if whole >= 3600 else f"{whole // 60}m{whole % 60:02d}s"
 
 
 @dataclass
@@ -224,7 +224,7 @@ def backfill(client: AirflowClient, dag_ids: Sequence[str], *, label: str, max_a
     known = _check_dags(client, dag_ids)
     run_id, states = _backfill_run_id(client, dag_ids, label, fresh)
     done = [BackfillRun(d, run_id, states[d]) for d in dag_ids if states.get(d) in FINISHED_RUN_STATES]
-    active = {d: BackfillRun(d, run_id, states[d]) for d in dag_ids if d in states and d not in {r.dag_id for r in done}}
+    active = {d: BackfillRun(d, run_id, state) for d, state in states.items() if state not in FINISHED_RUN_STATES}
     pending = deque(d for d in dag_ids if d not in states)
     for dag_id in active:  # interrupted between its trigger and its unpause
         if known[dag_id]["is_paused"]:

@@ -21,7 +21,8 @@ from textbook.tasks import TASK_PLAN
 from textbook.taxonomy import KnowledgePoint, TaxonomyLookupError
 
 STATUSES = ("new", "running", "done", "filtered", "failed")
-# The mapped task group dags/textbook_knowledge_points.py runs per video (one map index each).
+# The mapped task group the knowledge-point DAGs run per video (plugins/textbook_dag_factory.py; one map
+# index each).
 VIDEO_GROUP = "video"
 
 
