@@ -54,7 +54,7 @@ PROBE = textwrap.dedent("""
                 os.close(read)
                 try:
                     t, c = time.perf_counter(), time.process_time()
-                    one = DagBag(dag_folder=path, safe_mode=False, include_examples=False)
+                    one = DagBag(dag_folder=path, safe_mode=False)
                     out = [time.perf_counter() - t, time.process_time() - c, len(one.dags), len(one.import_errors)]
                 except BaseException as exc:
                     out = [0, 0, 0, repr(exc)]
