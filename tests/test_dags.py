@@ -116,7 +116,7 @@ def test_schedule_can_be_turned_off_or_set(tmp_path):
     assert {d["schedule"] for d in parse(tmp_path, TEXTBOOK_DAGS__SCHEDULE="none")["dags"].values()} == {"None"}
 
 
-def test_the_shipped_dag_files_are_the_shipped_taxonomy_s():
+def test_the_shipped_dag_files_match_the_shipped_taxonomy():
     """One DAG file per shipped subject file, as `python -m textbook.dag_files` writes them."""
     shims = plan_shims(None)
     assert len(shims) == len(load_taxonomy().subjects)
