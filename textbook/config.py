@@ -201,7 +201,7 @@ class ExportSettings:
 
 @dataclass(frozen=True)
 class DagSettings:
-    """How knowledge-point DAGs are scheduled and retried (read by dags/, not by the library)."""
+    """How knowledge-point DAGs are scheduled and retried (read by the DAG factory, not by the library)."""
 
     schedule: str = knob("nightly")  # nightly (spread over the window) | none | a cron expression
     window_start: str = knob("01:00", pattern=r"([01]\d|2[0-3]):[0-5]\d")  # UTC start of the nightly window
