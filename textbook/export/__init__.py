@@ -172,10 +172,13 @@ def previously_shipped(root: Path) -> set[str]:
     return shipped
 
 
-def _refuse_losses(root: Path, entries: list[VideoEntry], max_share: float) -> None:
+def _refuse_losses(root: Path, entries: list[VideoEntry], max_share: float, sliced: bool) -> None:
     """Refuse an export that drops shipped videos nobody removed on purpose (a filter that now drops
-    a video is on purpose; a video whose documents went missing is not)."""
+    a video is on purpose, and so is leaving a video out of a slice; a video whose documents went
+    missing is not)."""
     before = previously_shipped(root)
+    if sliced:
+        before &= {e.video_id for e in entries}
     if not before:
         return
     kept = {e.video_id for e in entries if e.exported or e.status == "filtered"}
@@ -200,7 +203,7 @@ def _export_dataset(ctx: Context, kp_ids: list[str] | None, force: bool) -> Expo
     kps = named if named is not None else _linked_knowledge_points(entries)
     samples = _packed_samples(entries, exp)
     if not force:
-        _refuse_losses(root, entries, exp.max_lost_share)
+        _refuse_losses(root, entries, exp.max_lost_share, sliced=kp_ids is not None)
 
     root.mkdir(parents=True, exist_ok=True)
     writer = DatasetWriter(root)
