@@ -125,6 +125,15 @@ class KeyframeSettings:
     fps: float = 1.0  # slides stay up for seconds; 1 sample/s misses only sub-second states
     compare_width: int = 64
     ssim_threshold: float = 0.97
+    # A change window closes on a frame that moved less than this share of the change since the
+    # kept frame (textbook/settle.py); a frame of a fade half-way through has moved about 0.5.
+    settle_share: float = 0.05
+    # A pending frame with at most this share of thumbnail pixels outside the range spanned by the
+    # kept frame and the next one is a transition frame (fade, dissolve, wipe) and is dropped.
+    transition_share: float = 0.01
+    # Content that never stops changing (handwriting, a board) still gives a keyframe this often.
+    max_window_seconds: float = 5.0
+    decode: str = "full"  # full (every sample decoded) | codec_keyframes (see bench/keyframes.py)
     image_max_height: int = 720
     jpeg_quality: int = 90
     reset_per_clip: bool = False
