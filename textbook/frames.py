@@ -134,7 +134,8 @@ def iter_frames(path: Path, fps: float, max_height: int | None = None, decode: s
 def codec_keyframe_times(path: Path) -> list[float]:
     """Presentation times of the video stream's keyframe packets, read from the container (no decoding)."""
     out = subprocess.run([tool("ffprobe"), "-v", "error", "-select_streams", "V:0", "-show_entries",
-                          "packet=pts_time,flags", "-of", "csv=p=0", str(path)], capture_output=True, text=True)
+                          "packet=pts_time,flags", "-of", "csv=p=0", str(path)],
+                         check=False, capture_output=True, text=True)
     if out.returncode != 0:
         raise MediaError(f"{path.name}: ffprobe could not list packets")
     times = []

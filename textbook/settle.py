@@ -14,13 +14,14 @@ that differs opens a *change window*; the window closes on the first state that 
   briefly, and is kept;
 - the picture goes back to the kept frame: the excursion was a flash and is dropped.
 
-All comparisons run on small grayscale thumbnails (``compare``), so they cost little.
+All comparisons run on small grayscale thumbnails, so they cost little.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

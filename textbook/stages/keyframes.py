@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import io
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -25,7 +26,6 @@ from textbook.records import Clip, ClipFrames, Keyframe, Video
 from textbook.settle import Candidate, SettledPicker
 from textbook.stages.base import StageResult, stage
 from textbook.store import ArtifactRef
-
 
 # decode="codec_keyframes": two codec keyframes this similar show the same picture, and the stretch
 # between them is not decoded. Compression and sensor noise alone keep a still slide at >= 0.9996;
@@ -45,6 +45,10 @@ def compare_image(frame: np.ndarray, width: int) -> np.ndarray:
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, data_range=255))
+
+
+def _differ(a: np.ndarray, b: np.ndarray, width: int) -> bool:
+    return ssim(compare_image(a, width), compare_image(b, width)) < UNCHANGED_SSIM
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:
@@ -81,9 +85,8 @@ def run(video: Video, ctx: Context) -> StageResult:
 
     if clips:  # no speech means no clips: nothing to decode
         with store.local_path(media_key) as media:
-            differ = lambda a, b: ssim(compare_image(a, cfg.compare_width),  # noqa: E731
-                                       compare_image(b, cfg.compare_width)) < UNCHANGED_SSIM
-            for t, frame in iter_frames(media, cfg.fps, cfg.image_max_height, cfg.decode, differ):
+            for t, frame in iter_frames(media, cfg.fps, cfg.image_max_height, cfg.decode,
+                                        partial(_differ, width=cfg.compare_width)):
                 clip = _clip_of(starts, clips, t)
                 if clip is None:
                     continue  # outside every clip (a gap the clipper left): belongs to no text
