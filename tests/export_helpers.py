@@ -130,7 +130,7 @@ def add_filtered_video(ctx: Context, vid: str, kp_id: str, failing: Verdict) -> 
         "verdicts": [v.to_dict() for v in verdicts]})
     for stage in ("download", "audio"):
         _run(ctx, vid, stage)
-    _run(ctx, vid, "transcript", result={"source": "pocketsphinx"})
+    _run(ctx, vid, "transcript", result={"source": "faster_whisper"})
     _run(ctx, vid, "filters", result={"kept": False, "filtered": reason})
     ctx.db.set_video_status(vid, "filtered", reason)
 

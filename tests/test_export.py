@@ -36,7 +36,7 @@ def _small_world(tmp_path, **export):
     add_done_video(ctx, "-vidB_2", "phys-1", [
         ClipSpec(0.0, 12.5, "force equals mass times acceleration", keyframes=1, ocr=("F = ma",)),
         ClipSpec(12.5, 25.0, "so the unit is newton", keyframes=2),
-    ], transcript_source="pocketsphinx")
+    ], transcript_source="faster_whisper")
     add_filtered_video(ctx, "vidF", "math-1", Verdict("too_short", False, 4.0, "duration 4.0 s under 10 s"))
     add_failed_video(ctx, "vidX", "phys-1")
     register(ctx, "vidN", "math-1")
@@ -102,7 +102,7 @@ def test_every_video_has_a_record_with_its_verdicts_and_reasons(tmp_path):
     assert a["status"] == "done" and a["exported"] is True and a["export_error"] == ""
     assert a["knowledge_point"]["id"] == "math-1"
     assert a["knowledge_point"]["path"] == "Mathematics / Mathematics course / Basics / Point math-1"
-    assert a["transcript_source"] == "captions" and records["-vidB_2"]["transcript_source"] == "pocketsphinx"
+    assert a["transcript_source"] == "captions" and records["-vidB_2"]["transcript_source"] == "faster_whisper"
     assert a["counts"] == {"clips": 3, "keyframes": 4, "images": 3, "visual_dropped_clips": 1,
                            "transcript_tokens": 10, "ocr_tokens": 6, "tokens": 10 + 30}
     assert {v["name"] for v in a["verdicts"]} == {"too_short", "silent", "not_english", "repetitive"}

