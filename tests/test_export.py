@@ -83,9 +83,11 @@ def test_a_clip_whose_visuals_were_dropped_keeps_its_text(tmp_path):
     [clips] = clip_samples(root)
     dropped = next(c for c in clips["conversations"] if c["vid"] == "vidA" and c["clip_start"] == 15.0)
     assert dropped["visual_kept"] is False and dropped["image_tokens"] == 0
-    assert dropped["keyframe_ssim"] == ["images/vidA/vidA@15.0_30.0#1.jpg"]
-    assert dropped["ocr"] == ["FACE CAPTION"] and dropped["ocr_image"] == dropped["keyframe_ssim"]
-    assert (root / dropped["keyframe_ssim"][0]).is_file()
+    assert dropped["keyframe_ssim"] == []  # a trainer reading keyframe_ssim never sees a dropped image
+    assert dropped["keyframe_ssim_dropped"] == ["images/vidA/vidA@15.0_30.0#1.jpg"]
+    assert dropped["ocr"] == ["FACE CAPTION"] and dropped["ocr_image"] == dropped["keyframe_ssim_dropped"]
+    assert (root / dropped["keyframe_ssim_dropped"][0]).is_file()
+    assert "ocr_qwen2_vl_72b" not in dropped and dropped["ocr_engine"] == "tesseract"
     first = clips["conversations"][0]
     assert first["asr"] == "one two three" and first["refined_asr"] == "One, two, three."
     assert first["extracted_frames"] == []  # sampled frames are not shipped by default: no dangling paths
