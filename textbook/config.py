@@ -158,6 +158,10 @@ class OcrSettings:
     language: str = "eng"
     min_confidence: float = 60.0
     dedup_ratio: float = 0.9
+    # A line found (numbers aside) on at least this share of a video's keyframes is template
+    # (footer, slide number, logo, player chrome): it goes to ocr_boilerplate, not the text.
+    boilerplate_share: float = 0.6
+    boilerplate_min_keyframes: int = 4  # fewer keyframes than this: nothing is called template
 
 
 @dataclass(frozen=True)

@@ -157,8 +157,10 @@ class ClipFrames(Record):
 @dataclass
 class OcrResult(Record):
     key: str  # keyframe artifact key
-    text: str  # raw OCR text
+    text: str  # OCR text, one line per line read, template lines (boilerplate) left out
     deduplicated: str  # what remains after removing lines repeated from the previous keyframe
+    confidence: list[float] = field(default_factory=list)  # mean word confidence (0-100) of each line of text
+    boilerplate: list[str] = field(default_factory=list)  # lines recurring on most keyframes of the video
 
 
 @dataclass
