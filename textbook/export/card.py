@@ -270,6 +270,10 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[
         f"- Tokens are estimated offline, without a model tokenizer: {TOKEN_RULE}. Each image counts as "
         f"{exp.image_tokens} tokens. `text_num` counts transcript tokens; `token_num` counts every text "
         "position (End-of-Video markers included) plus the images.",
+        f"- Budget rule: a sample holds at most {exp.token_budget} tokens, images counted at {exp.image_tokens} "
+        "each. The paper's samples average 10.7 images and 1,297 text tokens, 10.7 x 576 + 1,297 = 7,460 tokens: "
+        "the default budget of 8192 with 576 per image gives samples of that shape on lecture-length videos "
+        "(how many images a sample holds depends on how often the slides change against how much is said).",
         f"- Videos are packed into samples of at most {exp.token_budget} tokens, ordered by knowledge point then "
         "video id; a video is only cut (at clip boundaries) when it is larger than the budget. Every video ends "
         f"with the text position `{exp.end_of_video}`; in the clip view, with the pseudo-clip "
