@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from media_helpers import ENGLISH, ffmpeg, silence_wav, speech_wav
+from media_helpers import ENGLISH, ffmpeg, silence_wav, speech_wav, word_error_rate
 from textbook.config import TranscriptSettings
 from textbook.transcript.asr import AsrError, check_wav, get_asr
 from textbook.transcript.asr.faster_whisper import FasterWhisperAsr, model_folder, to_segments
@@ -40,17 +40,6 @@ def two_sentences(tmp_path_factory):
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z']+", text.lower()))
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level Levenshtein distance over the reference's length (case and punctuation ignored)."""
-    ref, hyp = re.findall(r"[a-z0-9']+", reference.lower()), re.findall(r"[a-z0-9']+", hypothesis.lower())
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(1, len(ref))
 
 
 def test_default_whisper_transcribes_english_speech_offline_with_times_and_confidence(whisper, two_sentences):
