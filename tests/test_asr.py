@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 from media_helpers import ENGLISH, ffmpeg, silence_wav, speech_wav, word_error_rate
 from textbook.config import TranscriptSettings
 from textbook.transcript.asr import AsrError, check_wav, get_asr
-from textbook.transcript.asr.faster_whisper import FasterWhisperAsr, model_folder, to_segments
+from textbook.transcript.asr.faster_whisper import FasterWhisperAsr, cpu_threads, model_folder, to_segments
 from textbook.transcript.asr.whisperx import aligned_to_segments
 
 
@@ -130,3 +133,15 @@ def test_whisperx_words_without_alignment_keep_a_time():
     ])
     assert len(out) == 1 and out[0].text == "It costs 20 dollars."
     assert [(w.start, w.end) for w in out[0].words] == [(1.0, 1.2), (1.3, 1.7), (1.7, 1.7), (2.2, 2.9)]
+
+
+def test_whisper_threads_respect_omp_thread_limit(two_sentences):
+    """OMP_THREAD_LIMIT=1 (set for tesseract) with CTranslate2's default 4 threads gives ')))))' instead of words."""
+    assert cpu_threads({"OMP_THREAD_LIMIT": "1"}) == 1
+    assert 1 <= cpu_threads({}) <= 4 and cpu_threads({"OMP_THREAD_LIMIT": "x"}) == cpu_threads({})
+    wav, _ = two_sentences
+    script = ("import sys; from textbook.config import TranscriptSettings; from textbook.transcript.asr import "
+              "get_asr; print(' '.join(s.text for s in get_asr(TranscriptSettings()).transcribe(sys.argv[1], 'en')))")
+    out = subprocess.run([sys.executable, "-c", script, str(wav)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_THREAD_LIMIT": "1"}).stdout
+    assert word_error_rate(ENGLISH, out) < 0.15, out

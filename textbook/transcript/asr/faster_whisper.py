@@ -9,8 +9,10 @@ about 10x realtime on 2 CPU cores, with punctuation, casing and word times.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from textbook.records import Segment, Word
 from textbook.transcript.asr import AsrError, check_wav
@@ -55,13 +57,28 @@ def to_segments(segments: Iterable[Any]) -> list[Segment]:
     return out
 
 
+DEFAULT_THREADS = 4  # CTranslate2's own default
+
+
+def cpu_threads(environ: Mapping[str, str] = os.environ) -> int:
+    """Threads for CTranslate2, never more than ``OMP_THREAD_LIMIT`` allows.
+
+    With ``OMP_THREAD_LIMIT=1`` (a common setting for tesseract workers) and more threads asked
+    for, CTranslate2 decodes garbage (")))))...") instead of words: measured with tiny.en.
+    """
+    threads = min(DEFAULT_THREADS, os.cpu_count() or 1)
+    limit = environ.get("OMP_THREAD_LIMIT", "").strip()
+    return min(threads, int(limit)) if limit.isdigit() and int(limit) > 0 else threads
+
+
 class FasterWhisperAsr:
     name = "faster_whisper"
 
     def __init__(self, asr_model: str, device: str = "cpu", compute_type: str = "int8") -> None:
         from faster_whisper import WhisperModel
 
-        self.model = WhisperModel(str(model_folder(asr_model)), device=device, compute_type=compute_type)
+        self.model = WhisperModel(str(model_folder(asr_model)), device=device, compute_type=compute_type,
+                                  cpu_threads=cpu_threads())
 
     def transcribe(self, wav: Path, language: str) -> list[Segment]:
         check_wav(wav)
