@@ -147,8 +147,8 @@ class KeyframeSettings:
     # full: every sample decoded. codec_keyframes: the codec's keyframes first (25x faster to decode
     # than the 1 fps floor on the bench's long lecture), then only the stretches that change. It found
     # the same keyframes at the same times (62 of 62, and 33 of 33 on the demo course), but the stage
-    # ran at 0.5x (long lecture) and 0.8x (demo) the speed of full and held every codec keyframe in
-    # memory (795 MB against 126 MB): per-sample work, not decoding, dominates. Hence full.
+    # ran at 0.5x (long lecture) and 0.8x (demo) the speed of full: per-sample work (thumbnails,
+    # sampled-frame JPEGs) and one ffmpeg start per changing stretch cost more than decoding. Hence full.
     decode: str = "full"
     image_max_height: int = 720
     jpeg_quality: int = 90

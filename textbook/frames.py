@@ -17,6 +17,7 @@ import math
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import IO
 
@@ -148,31 +149,42 @@ def codec_keyframe_times(path: Path) -> list[float]:
 
 def _codec_keyframe_pass(path: Path, fps: float, max_height: int | None,
                          differ: Callable[[np.ndarray, np.ndarray], bool]) -> Iterator[tuple[float, np.ndarray]]:
+    """Streams: two codec keyframes in memory at a time, one ffmpeg run per changing stretch."""
     duration = probe(path).duration
     times = codec_keyframe_times(path)
-    pictures = list(_stream(path, ["-skip_frame", "nokey"], _scale(max_height), ["-fps_mode", "passthrough"]))
-    if len(pictures) != len(times) or not times:  # the container and the decoder disagree: decode everything
+    if not times:
         yield from iter_frames(path, fps, max_height)
         return
     n_ticks = max(1, math.ceil(duration * fps - 1e-6))
-    n, i = 0, 0
-    while i < len(times):
-        if i + 1 == len(times):  # after the last codec keyframe nothing tells what follows: decode it
-            end, decode, following = math.inf, True, len(times)
-        elif differ(pictures[i], pictures[i + 1]):
-            j = i + 1  # one ffmpeg run over consecutive stretches that all change
-            while j + 1 < len(times) and differ(pictures[j], pictures[j + 1]):
-                j += 1
-            end, decode, following = times[j], True, j
-        else:
-            end, decode, following = times[i + 1], False, i + 1
+    n = 0
+
+    def ticks_before(end: float) -> list[float]:
+        nonlocal n
         ticks = []
         while n < n_ticks and n / fps < end:
             ticks.append(n / fps)
             n += 1
-        if decode and ticks:
-            length = (min(end, duration) - times[i]) + 1 / fps
-            yield from zip(ticks, _sampled(path, fps, max_height, times[i], length))
-        else:
-            yield from ((t, pictures[i]) for t in ticks)
-        i = following
+        return ticks
+
+    def decoded(start: float, end: float) -> Iterator[tuple[float, np.ndarray]]:
+        ticks = ticks_before(end)
+        if ticks:
+            yield from zip(ticks, _sampled(path, fps, max_height, start, min(end, duration) - start + 1 / fps))
+
+    stretch: int | None = None  # first codec keyframe of a changing stretch not decoded yet
+    previous: np.ndarray | None = None
+    last = 0
+    with closing(_stream(path, ["-skip_frame", "nokey"], _scale(max_height), ["-fps_mode", "passthrough"])) as keys:
+        for i, picture in zip(range(len(times)), keys):
+            last = i
+            if previous is not None:
+                if differ(previous, picture):
+                    stretch = i - 1 if stretch is None else stretch
+                else:
+                    if stretch is not None:
+                        yield from decoded(times[stretch], times[i - 1])
+                        stretch = None
+                    yield from ((t, previous) for t in ticks_before(times[i]))
+            previous = picture
+    # after the last codec keyframe nothing tells what follows: decode it (with any open stretch)
+    yield from decoded(times[stretch if stretch is not None else last], math.inf)
