@@ -54,6 +54,7 @@ class ClipSpec:
     keyframes: int = 1
     visual_kept: bool = True
     ocr: tuple[str, ...] = ()  # raw OCR per keyframe (deduplicated text = raw text here)
+    boilerplate: tuple[str, ...] = ()  # template lines the OCR stage set apart, on every keyframe of the clip
 
 
 def jpeg(seed: int) -> bytes:
@@ -102,7 +103,7 @@ def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *,
             store.put_bytes(key, jpeg(sum(map(ord, vid)) + i * 10 + k))
             kfs.append(Keyframe(i, k, c.start + k, key))
             text = c.ocr[k - 1] if k - 1 < len(c.ocr) else ""
-            ocr.append(OcrResult(key, text, text).to_dict())
+            ocr.append(OcrResult(key, text, text, boilerplate=list(c.boilerplate)).to_dict())
         samples = []
         for n in range(1, sampled + 1):
             key = keys.sampled_frame(vid, c.start, c.end, n)

@@ -33,7 +33,8 @@ def _world(tmp_path, **export):
         ClipSpec(15.0, 30.0, "four five", keyframes=1, visual_kept=False, ocr=("FACE CAPTION",)),
     ])
     add_done_video(ctx, "-vidB_2", "phys-1", [
-        ClipSpec(0.0, 12.5, "force equals mass times acceleration", keyframes=1, ocr=("F = ma",)),
+        ClipSpec(0.0, 12.5, "force equals mass times acceleration", keyframes=1, ocr=("F = ma",),
+                 boilerplate=("Physics 101 slide 1",)),
     ])
     return ctx
 
@@ -131,6 +132,10 @@ def test_hf_datasets_loads_a_multi_shard_export_with_mixed_empty_lists(tmp_path,
     assert str(conversation.feature["keyframe_ssim_dropped"]) == str(datasets.List(datasets.Value("string")))
     dropped = [p for row in clips for c in row["conversations"] for p in c["keyframe_ssim_dropped"] or []]
     assert dropped == ["images/vidA/vidA@15.0_30.0#1.jpg"]
+
+    boilerplate = [b for row in clips for c in row["conversations"] for b in c["ocr_boilerplate"] or [] if b]
+    assert boilerplate == ["Physics 101 slide 1"]  # kept beside the OCR, never in the text
+    assert not any("Physics 101" in t for row in obelics_samples(root) for t in row["text_ocr_list"] if t)
 
     obelics = datasets.load_dataset(str(root), "obelics", split="train", cache_dir=str(tmp_path / "hf"))
     assert obelics.num_rows == 2 and obelics.features["image_num"].dtype == "int64"

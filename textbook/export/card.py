@@ -173,7 +173,8 @@ OBELICS_FEATURES = {
 CLIP_FEATURES = {
     "vid": "string", "clip_start": "float64", "clip_end": "float64", "asr": "string", "refined_asr": "string",
     "extracted_frames": ["string"], "keyframe_ssim": ["string"], "keyframe_ssim_dropped": ["string"],
-    "ocr": ["string"], "ocr_image": ["string"], "ocr_deduplicates": ["string"], "visual_kept": "bool",
+    "ocr": ["string"], "ocr_image": ["string"], "ocr_deduplicates": ["string"], "ocr_boilerplate": ["string"],
+    "visual_kept": "bool",
     "visual_reason": "string", "image_tokens": "int64", "token_num": "int64", "asr_token_num": "int64",
     "ocr_engine": "string",
 }

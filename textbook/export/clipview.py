@@ -2,7 +2,8 @@
 
 It is what the release's Idefics trainer reads, and what a person reads to see why a clip looks
 the way it does: every sampled frame compared, the keyframes SSIM kept, each keyframe's OCR before
-and after deduplication, and whether the visual filter kept the clip's images.
+and after deduplication (and the template lines, such as footers, set apart in ``ocr_boilerplate``),
+and whether the visual filter kept the clip's images.
 
 That trainer reads ``keyframe_ssim`` as the images to train on, so it lists only keyframes that
 ship: the ones SSIM kept in a clip whose visuals were filtered out move to ``keyframe_ssim_dropped``.
@@ -45,6 +46,7 @@ def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str], f
         "ocr": [f.ocr for f in clip.frames],
         "ocr_image": [path(f.path) for f in clip.frames],
         "ocr_deduplicates": [f.ocr_deduplicated for f in clip.frames],
+        "ocr_boilerplate": [f.ocr_boilerplate for f in clip.frames],
         "visual_kept": clip.visual_kept,
         "visual_reason": clip.visual_reason,
         "image_tokens": images,

@@ -28,6 +28,7 @@ class Frame:
     path: str  # relative to the dataset root, FORMAT.md section 1
     ocr: str
     ocr_deduplicated: str
+    ocr_boilerplate: str = ""  # template lines (footer, slide number) the OCR stage set apart, one a line
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def _clip_item(video_id: str, knowledge_point: str | None, clip: Clip, clip_fram
         if result is None:
             raise ExportInputError(f"ocr.json has no result for keyframe {kf.key!r}")
         frames.append(Frame(kf.key, keys.keyframe(video_id, clip.start, clip.end, kf.k),
-                            result.text.strip(), result.deduplicated.strip()))
+                            result.text.strip(), result.deduplicated.strip(), "\n".join(result.boilerplate)))
     sampled = tuple(clip_frames.sampled) if clip_frames else ()
     for key in sampled:
         if not key.startswith(f"frames/{video_id}/") or "/" in key.removeprefix(f"frames/{video_id}/"):
