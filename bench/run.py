@@ -21,6 +21,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 GROUPS = (
     ("keyframe extraction", "keyframes.py"),
+    ("OCR threads", "ocr_threads.py"),
     ("demo end to end (no Airflow)", "demo_e2e.py"),
     ("Airflow DAG parsing", "dag_parse.py"),
     ("scheduling overhead: Celery cluster vs embedded", "cluster_overhead.py"),

@@ -127,3 +127,26 @@ def test_a_recurring_footer_goes_to_boilerplate_not_to_the_text(tmp_path):
     assert all(any("Cell Biology 101" in line for line in r.boilerplate) for r in results)
     assert doc["ocr_boilerplate"] and outcome.summary["boilerplate_lines"] == len(doc["ocr_boilerplate"])
     assert all(len(r.confidence) == len(r.text.splitlines()) for r in results)
+
+
+def test_tesseract_runs_with_its_thread_cap_and_the_process_keeps_its_own(tmp_path, monkeypatch):
+    import os
+
+    from textbook.stages.ocr import omp_threads
+
+    monkeypatch.setenv("OMP_THREAD_LIMIT", "8")
+    seen = []
+    real = pytesseract.image_to_data
+    monkeypatch.setattr(pytesseract, "image_to_data",
+                        lambda *a, **k: seen.append(os.environ.get("OMP_THREAD_LIMIT")) or real(*a, **k))
+    image = tmp_path / "slide.png"
+    slide("Photosynthesis", ["Light energy becomes sugar"], SIZE).save(image)
+    assert Tesseract("eng", threads=1).lines(image, 0.0)[0] == "Photosynthesis"
+    assert seen and set(seen) == {"1"}  # every tesseract call capped
+    assert os.environ["OMP_THREAD_LIMIT"] == "8"  # and restored for whatever else this process runs
+    with omp_threads(3):
+        assert os.environ["OMP_THREAD_LIMIT"] == "3"
+    monkeypatch.delenv("OMP_THREAD_LIMIT")
+    with omp_threads(1):
+        pass
+    assert "OMP_THREAD_LIMIT" not in os.environ

@@ -197,6 +197,7 @@ class OcrSettings:
     # (footer, slide number, logo, player chrome): it goes to ocr_boilerplate, not the text.
     boilerplate_share: float = knob(0.6, gt=0, le=1, added=True)
     boilerplate_min_keyframes: int = knob(4, ge=1, added=True)  # fewer keyframes than this: nothing is template
+    threads: int = knob(1, ge=1, le=64, operational=True, added=True)  # tesseract's OpenMP threads per process
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,11 @@ repeat the same on-screen text after every image. Light-on-dark text, bullets an
 from __future__ import annotations
 
 import difflib
+import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from textbook.artifacts import output_key, read_input
 from textbook.context import Context
@@ -24,10 +27,27 @@ class OcrUnavailable(RuntimeError):
     """The OCR engine or its language data is not installed."""
 
 
+@contextmanager
+def omp_threads(n: int) -> Iterator[None]:
+    """``OMP_THREAD_LIMIT`` for the tesseract processes started inside: tesseract's OpenMP threads
+    cost 3x the CPU for the same text on a small machine where stages run side by side
+    (bench/ocr_threads.py). pytesseract passes this process's environment on; set only around
+    its calls, so models built in the same process keep their own thread counts."""
+    before = os.environ.get("OMP_THREAD_LIMIT")
+    os.environ["OMP_THREAD_LIMIT"] = str(n)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OMP_THREAD_LIMIT", None)
+        else:
+            os.environ["OMP_THREAD_LIMIT"] = before
+
+
 class Tesseract:
     """pytesseract bound to one language, checked once when built."""
 
-    def __init__(self, language: str) -> None:
+    def __init__(self, language: str, threads: int = 1) -> None:
         import pytesseract
 
         if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
@@ -38,10 +58,12 @@ class Tesseract:
                                  f"(apt-get install tesseract-ocr-<lang>)")
         self._tess = pytesseract
         self.language = language
+        self.threads = threads
 
     def read(self, image: Path, min_confidence: float) -> list[Line]:
         """Text lines in reading order, made of the words read with at least ``min_confidence``."""
-        return read_slide(self._tess, image, self.language, min_confidence)
+        with omp_threads(self.threads):
+            return read_slide(self._tess, image, self.language, min_confidence)
 
     def lines(self, image: Path, min_confidence: float) -> list[str]:
         return [line.text for line in self.read(image, min_confidence)]
@@ -63,7 +85,8 @@ def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.ocr
     if cfg.backend != "tesseract":
         raise ValueError(f"ocr.backend: unknown OCR backend {cfg.backend!r} (expected 'tesseract')")
-    engine: Tesseract = ctx.backend(f"tesseract:{cfg.language}", lambda: Tesseract(cfg.language))
+    engine: Tesseract = ctx.backend(f"tesseract:{cfg.language}:{cfg.threads}",
+                                    lambda: Tesseract(cfg.language, cfg.threads))
     vid, store = video.video_id, ctx.store
     clip_frames = [ClipFrames.from_dict(c) for c in read_input(ctx, vid, "keyframes")["clips"]]
     keyframes = sorted((k for c in clip_frames for k in c.keyframes), key=lambda k: (k.time, k.clip_index, k.k))
