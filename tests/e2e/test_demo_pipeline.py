@@ -113,7 +113,7 @@ def test_cross_faded_slides_give_their_settled_picture_never_a_blend(demo, tmp_p
     faded = [v for v in _lectures(manifest) if v["cross_fade"]]
     assert faded
     for v in faded:
-        per_state, _ = _keyframes_by_state(store, v)
+        per_state, _ = _keyframes_by_state(first.ctx, v)
         for n, (state, [keyframe]) in enumerate(zip(v["states"], per_state)):
             assert keyframe["time"] >= state["settled"], (v["id"], state["title"], keyframe["time"])
             clean = tmp_path / f"{v['id']}-{n}.png"
