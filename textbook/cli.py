@@ -84,11 +84,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     ctx = _context(args, **_source_overrides(args))
     kps = _select(ctx, args)
-    final = collect_and_run(ctx, kps, args.limit)
+    run = collect_and_run(ctx, kps, args.limit)
+    final = run.final
     print_outcome(final, ctx)
+    failed = sum(1 for status in final.values() if status == "failed")
+    if run.dead:  # as the DAG's pack decides: a dead night publishes nothing
+        raise CliError(f"every video with work to do failed ({len(run.worked)}); the dataset was left as it was")
     if not args.no_export:
         _export(ctx, None, args.force)
-    failed = sum(1 for status in final.values() if status == "failed")
     if failed:
         raise CliError(f"{failed} of {len(final)} videos failed (reasons above); the dataset keeps every video "
                        f"finished before; `textbook retry VIDEO` or a later run tries them again")

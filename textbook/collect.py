@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from tqdm import tqdm
 
@@ -41,16 +42,29 @@ def linked_videos(ctx: Context, kp_ids: list[str]) -> list[str]:
     return [row.video_id for row in ctx.db.videos(kp_ids=kp_ids)]
 
 
-def collect_and_run(ctx: Context, kps: list, limit: int | None) -> dict[str, str]:
+@dataclass
+class RunResult:
+    final: dict[str, str]  # every linked video -> its status after the run
+    worked: list[str]  # the videos that had work left when the run began
+
+    @property
+    def dead(self) -> bool:
+        """Every video that had work to do failed: nothing new to publish (the source is down)."""
+        return bool(self.worked) and all(self.final.get(v) == "failed" for v in self.worked)
+
+
+def collect_and_run(ctx: Context, kps: list, limit: int | None) -> RunResult:
     """Search each knowledge point, then run every linked video through every stage."""
-    from textbook.pipeline import run_videos
+    from textbook.pipeline import is_finished, run_videos
 
     for kp in tqdm(kps, desc="search", unit="kp", disable=len(kps) < 2):
         discover(kp, ctx, limit)
     video_ids = linked_videos(ctx, [kp.id for kp in kps])
+    worked = [vid for vid in video_ids if not is_finished(vid, ctx)]
     with tqdm(total=len(video_ids), desc="videos", unit="video") as bar:
-        return run_videos(video_ids, ctx, progress=lambda vid, status: (bar.set_postfix_str(f"{vid}: {status}"),
-                                                                         bar.update()))
+        final = run_videos(video_ids, ctx, progress=lambda vid, status: (bar.set_postfix_str(f"{vid}: {status}"),
+                                                                          bar.update()))
+    return RunResult(final, worked)
 
 
 def print_outcome(final: dict[str, str], ctx: Context) -> None:

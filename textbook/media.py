@@ -71,20 +71,24 @@ def probe(path: Path) -> Probe:
                  height=int(video.get("height", 0)) if video else 0, fps=fps)
 
 
+def _frame_times(path: Path, *args: str) -> list[float]:
+    proc = subprocess.run([tool("ffprobe"), "-v", "error", *args, "-select_streams", "v:0", "-show_entries",
+                           "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
+                          capture_output=True, text=True)
+    return sorted(float(t) for t in re.findall(r"^\s*(\d+(?:\.\d+)?)", proc.stdout, flags=re.M))
+
+
 def check_complete(path: Path, info: Probe) -> None:
     """MediaError when the video decodes for much less than its container says (a truncated
-    download or copy), or not at all. Decodes only the codec's keyframes: cheap."""
+    download or copy), or not at all. Cheap: the codec's keyframes only, then every frame from
+    the last of them to the end (one group of pictures)."""
     path = Path(path).resolve()
-    proc = subprocess.run([tool("ffprobe"), "-v", "error", "-skip_frame", "nokey", "-select_streams", "v:0",
-                           "-show_entries", "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
-                          capture_output=True, text=True)
-    times = sorted(float(t) for t in re.findall(r"^\s*(\d+(?:\.\d+)?)", proc.stdout, flags=re.M))
-    if not times:
+    keyframes = _frame_times(path, "-skip_frame", "nokey")
+    if not keyframes:
         raise MediaError(f"undecodable: no video frame of {path.name} decodes")
-    spacing = max((b - a for a, b in zip([0.0, *times], times)), default=0.0)
-    gap = info.duration - times[-1]
-    if gap > max(2 * spacing, 10.0, 0.05 * info.duration):
-        raise MediaError(f"truncated: {times[-1]:.1f} of {info.duration:.1f} s decodable ({path.name})")
+    last = max([keyframes[-1], *_frame_times(path, "-read_intervals", f"{keyframes[-1]:.3f}%")])
+    if info.duration - last > max(2.0, 0.03 * info.duration):
+        raise MediaError(f"truncated: {last:.1f} of {info.duration:.1f} s decodable ({path.name})")
 
 
 def extract_audio(src: Path, dst: Path, sample_rate: int = 16000) -> None:

@@ -104,6 +104,8 @@ def _upstream_filter(stage: Stage, ctx: Context, video_id: str) -> str:
         seen.add(dep)
         run = runs.get(dep)
         if not is_current(run, _stage(dep), ctx):
+            if run is not None and run.status == "running" and not ctx.db.stale_reason(run):
+                raise StageBusy(f"{video_id}: {stage.name} waits for its input {dep}, which {run.worker} is running")
             raise StageFailed(video_id, stage.name, f"input stage '{dep}' has not finished with the current config")
         reason = _dropped(run.result)
         if reason:

@@ -45,7 +45,7 @@ def run_demo(settings: Settings, port: int = 8765) -> DemoResult:
     with DemoServer(course, port=port) as server:
         urls_file.write_text("\n".join(server.urls()) + "\n")
         ctx = Context.from_settings(demo_settings(settings, urls_file))
-        final = collect_and_run(ctx, [ctx.taxonomy.get(DEMO_KP)], None)
+        final = collect_and_run(ctx, [ctx.taxonomy.get(DEMO_KP)], None).final
     packed = pack(None, ctx)
     problems = validate_dataset(Path(packed["root"]))
     if problems:
