@@ -22,6 +22,8 @@ import yaml
 from fault_services import PrivatePostgres, RestartableS3, wait_until
 from sqlalchemy import create_engine, text
 
+from textbook.export import validate_dataset
+
 REPO = Path(__file__).resolve().parents[2]
 PAUSED_RUN = Path(__file__).with_name("paused_run.py")
 KP = "demo.intro.basics.lectures"
@@ -280,9 +282,9 @@ class Verdict:
     scenario: str
     db: DbState
     files: dict[str, bytes]
-    expected_files: dict[str, bytes] | None  # None: the scenario checks the dataset itself
+    expected_files: dict[str, bytes] | None  # None: any dataset that FORMAT.md accepts
     previously_exported: set[str]
-    expected_attempts: dict[tuple[str, str], int] = field(default_factory=dict)  # default 1 per run
+    expected_attempts: dict[tuple[str, str], int] = field(default_factory=dict)  # most allowed; default 1
 
     @property
     def lost(self) -> list[str]:
@@ -315,6 +317,9 @@ class Verdict:
         if self.expected_files is not None:
             diff = differences(self.files, self.expected_files)
             assert not diff, f"dataset differs from the expected one: {diff[:20]}"
+        else:
+            problems = validate_dataset(data_root / "dataset")
+            assert not problems, f"the dataset breaks FORMAT.md: {problems[:10]}"
         leaked = [p for p, data in self.files.items() if str(data_root.resolve()).encode() in data]
         assert not leaked, f"dataset files name the temporary data root {data_root}: {leaked}"
 

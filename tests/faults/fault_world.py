@@ -2,11 +2,14 @@
 
 Each lecture is a few slides (so keyframes and OCR have work) over a quiet tone (so the silence
 filter passes), 640x360 at 5 fps, with English captions beside the file as ``<stem>.en.vtt`` so the
-transcript comes from captions and no slow speech recognition runs.
+transcript comes from captions and no slow speech recognition runs. A ``manifest.json`` lets the
+library's own ``DemoServer`` publish the folder as a video site (pages with caption tracks) for the
+``urls`` source.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -64,7 +67,7 @@ def _add_tone(silent: Path, dst: Path, seconds: float) -> None:
 def render_world(folder: Path) -> list[Path]:
     """Render the lectures into ``folder`` (media + captions); returns the media files, sorted."""
     folder.mkdir(parents=True, exist_ok=True)
-    out = []
+    out, manifest = [], []
     for stem, slides in LECTURES:
         seconds = SLIDE_SECONDS * len(slides)
         silent = folder / f".{stem}.video.mp4"
@@ -74,4 +77,8 @@ def render_world(folder: Path) -> list[Path]:
         silent.unlink()
         (folder / f"{stem}.en.vtt").write_text(_vtt([sentence for _, _, sentence in slides]))
         out.append(folder / f"{stem}.mp4")
+        manifest.append({"id": stem, "title": slides[0][0], "description": slides[0][2], "channel": "Fault world",
+                         "language": "en", "media": f"{stem}.mp4", "captions": {"en": f"{stem}.en.vtt"},
+                         "duration": seconds})
+    (folder / "manifest.json").write_text(json.dumps({"channel": "Fault world", "videos": manifest}, indent=1))
     return sorted(out)
