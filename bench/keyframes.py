@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Self
 
@@ -192,6 +193,7 @@ def child_extract(media: list[Path], data_root: Path) -> dict[str, float]:
     """The keyframes stage through the runner, video after video in one process, like a worker."""
     from textbook import keys
     from textbook.config import load_settings
+    from textbook.artifacts import output_key
     from textbook.context import Context
     from textbook.media import probe
     from textbook.pipeline import STAGES
@@ -205,14 +207,17 @@ def child_extract(media: list[Path], data_root: Path) -> dict[str, float]:
         vid = f"bench{n:03d}"
         duration = probe(path).duration
         ctx.db.add_video(Video(video_id=vid, url=f"file://{path}", source="local", title=path.stem))
-        ref = ctx.store.put_file(keys.media(vid), path)
-        ctx.store.put_json(keys.info(vid), {"video_id": vid, "media_key": ref.key, "captions": []})
+        ref = ctx.store.put_file(output_key(ctx, vid, "download", keys.media_name()), path)
+        info = ctx.store.put_json(output_key(ctx, vid, "download", "info.json"),
+                                  {"video_id": vid, "media_key": ref.key, "captions": []})
         tiles = [Clip(i, i * CLIP_SECONDS, min(duration, (i + 1) * CLIP_SECONDS), "", "").to_dict()
                  for i in range(math.ceil(duration / CLIP_SECONDS))]
-        ctx.store.put_json(keys.stage_output(vid, "clips"), {"clips": tiles})
+        clips = ctx.store.put_json(output_key(ctx, vid, "clips", "clips.json"), {"clips": tiles})
+        outputs = {"download": [ref, info], "clips": [clips]}
         for s in STAGES[:STAGES.index(STAGE)]:
-            ctx.db.claim(vid, s.name, fingerprint(s, ctx))
-            ctx.db.finish(vid, s.name, "done")
+            token = uuid.uuid4().hex
+            ctx.db.claim(vid, s.name, fingerprint(s, ctx), token)
+            ctx.db.finish(vid, s.name, "done", token, artifacts=[r.to_dict() for r in outputs.get(s.name, [])])
         ids.append(vid)
     keyframes, sampled, started = 0, 0, time.perf_counter()
     with ChildPeaks() as children:

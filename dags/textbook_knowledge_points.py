@@ -91,12 +91,35 @@ class VideoStageOperator(BaseOperator):
 
 
 class PackOperator(BaseOperator):
-    """Export the dataset and its report from every finished video; emit the corpus asset event."""
+    """Export the dataset and its report; emit the corpus asset event only when it changed.
+
+    Fails the DAG run, without touching the dataset, when the search failed or every video of the
+    run failed: a night where the source is unreachable must not look green or start pretraining.
+    """
 
     def execute(self, context: Any) -> dict:
         from textbook import tasks
+        from textbook.export import PublishRefused
 
-        packed = tasks.pack(ctx=_context())
+        ctx = _context()
+        video_ids = context["ti"].xcom_pull(task_ids="search")
+        if video_ids is None:
+            raise AirflowFailException("search did not finish (see its log), so no video was processed; "
+                                       "the dataset was left as it was and no corpus event is emitted")
+        run = tasks.run_summary(video_ids, ctx)
+        self.log.info("this run's %d videos: %s", run["videos"], run["by_status"])
+        if video_ids and run["by_status"].get("failed", 0) == len(video_ids):
+            reasons = "; ".join(f"{n} x {reason}" for reason, n in run["failures"].items())
+            raise AirflowFailException(f"every video of this run failed ({len(video_ids)}): {reasons}. "
+                                       "The dataset was left as it was and no corpus event is emitted")
+        try:
+            packed = tasks.pack(ctx=ctx)
+        except PublishRefused as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("dataset %s: %d samples, %d images, %d videos (%s)", packed["root"], packed["samples"],
+                      packed["images"], packed["videos"], "changed" if packed["changed"] else "unchanged")
+        if not packed["changed"]:
+            raise AirflowSkipException("the dataset did not change: no corpus event")
         for asset in self.outlets:
             context["outlet_events"][asset].extra = {k: packed[k] for k in ("samples", "images", "videos")}
         return packed

@@ -30,8 +30,9 @@ from starlette.concurrency import run_in_threadpool
 URL_PREFIX = "/textbook"
 PAGES = Environment(loader=FileSystemLoader(Path(__file__).parent / "textbook_view" / "templates"),
                     autoescape=True, trim_blocks=True, lstrip_blocks=True)
-# FORMAT.md section 1: images/<video_id>/<video_id>@<start>_<end>#<k>.jpg
-_KEYFRAME = re.compile(r"^images/([A-Za-z0-9_-]+)/\1@\d+\.\d_\d+\.\d#\d+\.jpg$")
+# A keyframe's store key: videos/<id>/keyframes/<fingerprint>/<id>@<start>_<end>#<k>.jpg (or, recorded
+# before fingerprint folders, images/<id>/...); only keys the stage recorded are served.
+_KEYFRAME = re.compile(r"^(?:images|videos)/([A-Za-z0-9_-]+)/(?:keyframes/[0-9a-f]+/)?\1@\d+\.\d_\d+\.\d#\d+\.jpg$")
 
 
 async def airflow_user(request: Request) -> None:

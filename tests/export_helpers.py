@@ -15,11 +15,14 @@ from typing import Any
 from PIL import Image
 
 from textbook import keys
+from textbook.artifacts import output_key
 from textbook.config import load_settings
 from textbook.context import Context
 from textbook.records import Clip, ClipFrames, ClipVisual, Keyframe, OcrResult, Segment, Transcript, Verdict, Video
 from textbook.state import StateDB
 from textbook.store import LocalStore
+
+from state_helpers import finish_stage, publish
 
 DONE_STAGES = ("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter")
 PASSING = [Verdict("too_short", True, 60.0, "duration 60.0 s"), Verdict("silent", True, -20.0, "loud enough"),
@@ -63,12 +66,6 @@ def jpeg(seed: int) -> bytes:
     return buf.getvalue()
 
 
-def _run(ctx: Context, vid: str, stage: str, status: str = "done", result: dict | None = None,
-         error: str = "") -> None:
-    assert ctx.db.claim(vid, stage, "cfg-" + stage)
-    ctx.db.finish(vid, stage, status, result=result or {}, error=error)
-
-
 def register(ctx: Context, vid: str, kp_id: str, **meta: Any) -> Video:
     video = Video(vid, f"https://www.youtube.com/watch?v={vid}", title=meta.pop("title", f"Lesson {vid}"),
                   description=f"About {kp_id}", channel="Teacher", duration=meta.pop("duration", 60.0),
@@ -79,66 +76,67 @@ def register(ctx: Context, vid: str, kp_id: str, **meta: Any) -> Video:
 
 def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *, sampled: int = 2,
                    transcript_source: str = "captions", verdicts: list[Verdict] | None = None) -> None:
+    """A video every stage finished, published as the runner leaves it."""
     video = register(ctx, vid, kp_id)
-    store = ctx.store
-    store.put_json(keys.info(vid), {"media_key": keys.media(vid), "captions": [], "duration": video.duration,
-                                    "has_audio": True, "width": 16, "height": 12})
-    segments = [Segment(c.start, c.end, c.text) for c in clips]
-    store.put_json(keys.stage_output(vid, "transcript"), Transcript(transcript_source, "en", segments).to_dict())
     verdicts = verdicts or PASSING
-    store.put_json(keys.stage_output(vid, "filters"), {
-        "kept": True, "reason": "", "language": "en", "language_confidence": 0.98,
-        "verdicts": [v.to_dict() for v in verdicts]})
-    store.put_json(keys.stage_output(vid, "refine"), {
-        "backend": "none", "score": None, "reason": "no LLM configured",
-        "segments": [Segment(c.start, c.end, c.refined or c.text).to_dict() for c in clips]})
+    segments = [Segment(c.start, c.end, c.text) for c in clips]
     clip_records = [Clip(i, c.start, c.end, c.text, c.refined) for i, c in enumerate(clips)]
-    store.put_json(keys.stage_output(vid, "clips"), {"clips": [c.to_dict() for c in clip_records]})
-    frames, ocr, visual = [], [], []
+    frames, ocr, visual, images = [], [], [], {}
     for i, c in enumerate(clips):
         kfs = []
         for k in range(1, c.keyframes + 1):
-            key = keys.keyframe(vid, c.start, c.end, k)
-            store.put_bytes(key, jpeg(sum(map(ord, vid)) + i * 10 + k))
+            name = keys.keyframe_name(vid, c.start, c.end, k)
+            images[name] = jpeg(sum(map(ord, vid)) + i * 10 + k)
+            key = output_key(ctx, vid, "keyframes", name)
             kfs.append(Keyframe(i, k, c.start + k, key))
             text = c.ocr[k - 1] if k - 1 < len(c.ocr) else ""
             ocr.append(OcrResult(key, text, text).to_dict())
         samples = []
         for n in range(1, sampled + 1):
-            key = keys.sampled_frame(vid, c.start, c.end, n)
-            store.put_bytes(key, jpeg(100 + i * 10 + n))
-            samples.append(key)
+            name = keys.sampled_frame_name(vid, c.start, c.end, n)
+            images[name] = jpeg(100 + i * 10 + n)
+            samples.append(output_key(ctx, vid, "keyframes", name))
         frames.append(ClipFrames(i, samples, kfs).to_dict())
         visual.append(ClipVisual(i, c.visual_kept, "" if c.visual_kept else "face", 0.5).to_dict())
-    store.put_json(keys.stage_output(vid, "keyframes"), {"clips": frames, "params": {"fps": 1.0}})
-    store.put_json(keys.stage_output(vid, "ocr"), {"results": ocr})
-    store.put_json(keys.stage_output(vid, "visual_filter"), {"clips": visual})
+    files = {
+        "download": {"info.json": {"media_key": output_key(ctx, vid, "download", keys.media_name()), "captions": [],
+                                   "duration": video.duration, "has_audio": True, "width": 16, "height": 12}},
+        "transcript": {"transcript.json": Transcript(transcript_source, "en", segments).to_dict()},
+        "filters": {"filters.json": {"kept": True, "reason": "", "language": "en", "language_confidence": 0.98,
+                                     "verdicts": [v.to_dict() for v in verdicts]}},
+        "refine": {"refine.json": {"backend": "none", "score": None, "reason": "no LLM configured",
+                                   "segments": [Segment(c.start, c.end, c.refined or c.text).to_dict()
+                                                for c in clips]}},
+        "clips": {"clips.json": {"clips": [c.to_dict() for c in clip_records]}},
+        "keyframes": {**images, "keyframes.json": {"clips": frames, "params": {"fps": 1.0}}},
+        "ocr": {"ocr.json": {"results": ocr}},
+        "visual_filter": {"visual_filter.json": {"clips": visual}},
+    }
     for stage in DONE_STAGES:
         result = {"source": transcript_source} if stage == "transcript" else {}
         if stage == "filters":
             result = {"kept": True, "verdicts": [v.to_dict() for v in verdicts]}
-        _run(ctx, vid, stage, result=result)
-    ctx.db.set_video_status(vid, "done")
+        finish_stage(ctx, vid, stage, result=result, files=files.get(stage))
+    assert publish(ctx, vid) == "done"
 
 
 def add_filtered_video(ctx: Context, vid: str, kp_id: str, failing: Verdict) -> None:
     register(ctx, vid, kp_id)
     verdicts = [v for v in PASSING if v.name != failing.name] + [failing]
     reason = f"{failing.name}: {failing.reason}"
-    ctx.store.put_json(keys.stage_output(vid, "filters"), {
-        "kept": False, "reason": reason, "language": "en", "language_confidence": 0.9,
-        "verdicts": [v.to_dict() for v in verdicts]})
     for stage in ("download", "audio"):
-        _run(ctx, vid, stage)
-    _run(ctx, vid, "transcript", result={"source": "pocketsphinx"})
-    _run(ctx, vid, "filters", result={"kept": False, "filtered": reason})
-    ctx.db.set_video_status(vid, "filtered", reason)
+        finish_stage(ctx, vid, stage)
+    finish_stage(ctx, vid, "transcript", result={"source": "pocketsphinx"})
+    finish_stage(ctx, vid, "filters", result={"kept": False, "filtered": reason}, files={"filters.json": {
+        "kept": False, "reason": reason, "language": "en", "language_confidence": 0.9,
+        "verdicts": [v.to_dict() for v in verdicts]}})
+    assert publish(ctx, vid) == "filtered"
 
 
 def add_failed_video(ctx: Context, vid: str, kp_id: str, stage: str = "download",
                      error: str = "DownloadError: HTTP Error 403: Forbidden") -> None:
     register(ctx, vid, kp_id)
-    _run(ctx, vid, stage, status="failed", error=error)
+    finish_stage(ctx, vid, stage, status="failed", error=error)
     ctx.db.set_video_status(vid, "failed", f"{stage}: {error}")
 
 

@@ -13,8 +13,10 @@ import pytest
 
 from textbook import keys
 from textbook.context import Context
+from textbook.artifacts import output_key
 from textbook.records import Video
-from textbook.runner import fingerprint
+
+from state_helpers import finish_stage
 
 ENGLISH = ("Today we will learn about the history of the city and the people who live there. "
            "The river runs through the middle of the town and the market opens every morning.")
@@ -69,10 +71,7 @@ def video_without_audio(path: Path, seconds: float) -> Path:
 
 def mark_done(ctx: Context, video_id: str, stage_name: str, result: dict | None = None) -> None:
     """Record ``stage_name`` as finished for ``video_id`` with the current config, as the runner would."""
-    from textbook.pipeline import stage_by_name
-
-    assert ctx.db.claim(video_id, stage_name, fingerprint(stage_by_name(stage_name), ctx))
-    ctx.db.finish(video_id, stage_name, "done", result=result or {})
+    finish_stage(ctx, video_id, stage_name, result=result)
 
 
 def register_downloaded(ctx: Context, video_id: str, media: Path, captions: list[tuple[str, str, str, str]] = (),
@@ -83,13 +82,13 @@ def register_downloaded(ctx: Context, video_id: str, media: Path, captions: list
     """
     video = Video(video_id=video_id, url=f"file://{media}", source="local", title="test video", duration=duration)
     ctx.db.add_video(video)
-    media_ref = ctx.store.put_file(keys.media(video_id, media.suffix.lstrip(".")), media)
-    caption_docs = []
-    for lang, kind, ext, text in captions:
-        ref = ctx.store.put_bytes(keys.captions(video_id, lang, kind, ext), text.encode())
-        caption_docs.append({"lang": lang, "kind": kind, "key": ref.key, "ext": ext})
-    info = {"video_id": video_id, "media_key": media_ref.key, "captions": caption_docs, "duration": duration,
-            "has_audio": True, "width": 64, "height": 48}
-    ctx.store.put_json(keys.info(video_id), info)
-    mark_done(ctx, video_id, "download", {"duration": duration})
+    media_name = keys.media_name(media.suffix.lstrip("."))
+    caption_files = {keys.captions_name(lang, kind, ext): text.encode() for lang, kind, ext, text in captions}
+    caption_docs = [{"lang": lang, "kind": kind, "key": output_key(ctx, video_id, "download",
+                                                                   keys.captions_name(lang, kind, ext)), "ext": ext}
+                    for lang, kind, ext, _ in captions]
+    info = {"video_id": video_id, "media_key": output_key(ctx, video_id, "download", media_name),
+            "captions": caption_docs, "duration": duration, "has_audio": True, "width": 64, "height": 48}
+    finish_stage(ctx, video_id, "download", result={"duration": duration},
+                 files={media_name: media, **caption_files, "info.json": info})
     return video

@@ -16,10 +16,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from textbook import keys
+from textbook.artifacts import output_key
 from textbook.context import Context
 from textbook.pipeline import STAGES
 from textbook.records import Clip, Video
-from textbook.runner import fingerprint
+
+from state_helpers import finish_stage
 
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
 _FONT_FILES = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf")
@@ -153,13 +155,12 @@ def prepare(ctx: Context, video_id: str, media: Path, clips: list[tuple[float, f
     """
     video = Video(video_id=video_id, url=f"file://{media}", source="local", title="slides")
     ctx.db.add_video(video)
-    media_ref = ctx.store.put_file(keys.media(video_id), media)
-    ctx.store.put_json(keys.info(video_id), {"video_id": video_id, "media_key": media_ref.key, "captions": []})
+    info = {"video_id": video_id, "media_key": output_key(ctx, video_id, "download", keys.media_name()),
+            "captions": []}
     docs = [Clip(i, start, end, text, text).to_dict() for i, (start, end, text) in enumerate(clips)]
-    ctx.store.put_json(keys.stage_output(video_id, "clips"), {"clips": docs})
+    files = {"download": {keys.media_name(): media, "info.json": info}, "clips": {"clips.json": {"clips": docs}}}
     for stage in STAGES:
         if stage.name == until:
             break
-        assert ctx.db.claim(video_id, stage.name, fingerprint(stage, ctx))
-        ctx.db.finish(video_id, stage.name, "done")
+        finish_stage(ctx, video_id, stage.name, files=files.get(stage.name))
     return video

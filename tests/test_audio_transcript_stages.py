@@ -8,7 +8,7 @@ import wave
 import pytest
 
 from media_helpers import ENGLISH, register_downloaded, speech_wav, video_with_audio, video_without_audio
-from textbook import keys
+from textbook.artifacts import input_key, read_input
 from textbook.context import Context
 from textbook.records import Transcript
 from textbook.runner import StageFailed, run_stage
@@ -40,12 +40,12 @@ def test_audio_stage_writes_16k_mono_wav(ctx, speech_mp4):
     register_downloaded(ctx, "talk_1", speech_mp4)
     outcome = run_stage(audio.STAGE, "talk_1", ctx)
     assert outcome.status == "done"
-    with ctx.store.local_path(keys.audio("talk_1")) as path, wave.open(str(path)) as w:
+    with ctx.store.local_path(input_key(ctx, "talk_1", "audio", "audio.wav")) as path, wave.open(str(path)) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
         duration = w.getnframes() / 16000
     assert 8 < duration < 20 and outcome.summary["duration"] == pytest.approx(duration, abs=0.001)
     run = ctx.db.run("talk_1", "audio")
-    assert run.artifacts[0]["key"] == keys.audio("talk_1")
+    assert run.artifacts[0]["key"] == input_key(ctx, "talk_1", "audio", "audio.wav")
     assert run_stage(audio.STAGE, "talk_1", ctx).status == "cached"
 
 
@@ -57,7 +57,7 @@ def test_audio_stage_fails_clearly_without_an_audio_track(ctx, tmp_path):
 
 
 def _transcript(ctx: Context, vid: str) -> Transcript:
-    return Transcript.from_dict(ctx.store.get_json(keys.stage_output(vid, "transcript")))
+    return Transcript.from_dict(read_input(ctx, vid, "transcript"))
 
 
 def test_manual_captions_are_preferred(ctx, speech_mp4):

@@ -13,6 +13,7 @@ from textbook.records import UnsafeIdError, Video, check_video_id
 from textbook.runner import StageFailed, run_stage
 from textbook.stages.base import StageResult, stage
 from textbook.state import StateDB
+from textbook.state.db import ClaimLost
 from textbook.store import LocalStore, check_key
 
 
@@ -126,11 +127,14 @@ def _db_roundtrip(db: StateDB) -> None:
     assert db.add_video(Video("v1", "http://a/v1", search_keyword="q2"), "k2") is False  # same video, new link
     assert [link.kp_id for link in db.links("v1")] == ["k1", "k2"]
     assert [v.video_id for v in db.videos(kp_ids=["k2"])] == ["v1"]
-    assert db.claim("v1", "download", "h1") is True
-    assert db.claim("v1", "download", "h1") is False  # held by a live worker
-    db.finish("v1", "download", "failed", error="http_500: boom")
-    assert db.claim("v1", "download", "h1") is True  # a failed run may be claimed again
-    db.finish("v1", "download", "done", artifacts=[{"key": "k", "sha256": "x", "size": 1}], result={"n": 1})
+    assert db.claim("v1", "download", "h1", "t1") is True
+    assert db.claim("v1", "download", "h1", "t1") is True  # a retried claim that did commit is ours
+    assert db.claim("v1", "download", "h1", "t2") is False  # held by a live worker
+    db.finish("v1", "download", "failed", "t1", error="http_500: boom")
+    assert db.claim("v1", "download", "h1", "t3") is True  # a failed run may be claimed again
+    with pytest.raises(ClaimLost):
+        db.finish("v1", "download", "done", "t1")  # the old claim cannot overwrite the new one
+    db.finish("v1", "download", "done", "t3", artifacts=[{"key": "k", "sha256": "x", "size": 1}], result={"n": 1})
     run = db.run("v1", "download")
     assert (run.status, run.attempts, run.result, run.error) == ("done", 2, {"n": 1}, "")
 
@@ -145,14 +149,14 @@ def test_state_on_postgres(pg_url):
     db.engine.dispose()
 
 
-def _race(db: StateDB, n: int) -> list[bool]:
+def _race(db: StateDB, n: int) -> dict[str, bool]:
     """n threads (own connections) try to claim the same run at once: exactly one may win."""
     barrier = threading.Barrier(n)
-    wins: list[bool] = []
+    wins: dict[str, bool] = {}
 
     def attempt(i: int) -> None:
         barrier.wait()
-        wins.append(db.claim("v1", "keyframes", "h", worker=f"w{i}"))
+        wins[f"t{i}"] = db.claim("v1", "keyframes", "h", f"t{i}")
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(n)]
     for t in threads:
@@ -168,9 +172,10 @@ def test_concurrent_claims_have_one_winner(backend, tmp_path, request):
     db = StateDB(url)
     db.create_schema()
     db.add_video(Video("v1", "http://a/v1"))
-    assert sorted(_race(db, 8)) == [False] * 7 + [True]
-    db.finish("v1", "keyframes", "failed", error="x")
-    assert sorted(_race(db, 8)) == [False] * 7 + [True]
+    wins = _race(db, 8)
+    assert sorted(wins.values()) == [False] * 7 + [True]
+    db.finish("v1", "keyframes", "failed", next(t for t, won in wins.items() if won), error="x")
+    assert sorted(_race(db, 8).values()) == [False] * 7 + [True]
     db.engine.dispose()
 
 
@@ -245,8 +250,8 @@ def test_a_stage_held_by_another_worker_is_busy(ctx):
     from textbook.runner import StageBusy
 
     ctx.db.add_video(Video("b1", "http://a/b1"))
-    assert ctx.db.claim("b1", "probe_stage", "x", worker="elsewhere")
-    with pytest.raises(StageBusy, match="another worker"):
+    assert ctx.db.claim("b1", "probe_stage", "x", "a-live-worker")  # this process: alive, heartbeat fresh
+    with pytest.raises(StageBusy, match="is being run by"):
         run_stage(probe_stage, "b1", ctx)
 
 
@@ -261,7 +266,7 @@ def test_permanent_failures_are_marked_and_finish_the_video(ctx):
     ctx.db.add_video(Video("c1", "http://a/c1"))
     with pytest.raises(StageFailed) as err:
         run_stage(corrupt, "c1", ctx)
-    assert err.value.permanent and ctx.db.run("c1", "corrupt_stage").result == {"permanent": True}
+    assert err.value.permanent and ctx.db.run("c1", "corrupt_stage").result == {"permanent": True, "source": ""}
     # a transient failure in the pipeline's first stage leaves the video unfinished (retried next run)
     ctx.db.add_video(Video("t1", "http://127.0.0.1:9/t1.mp4", source="urls"))
     with pytest.raises(StageFailed) as err:

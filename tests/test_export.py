@@ -12,6 +12,7 @@ from sqlalchemy import update
 from export_helpers import (ClipSpec, add_done_video, add_failed_video, add_filtered_video, add_knowledge_point,
                             clip_samples, make_context, obelics_samples, read_jsonl, register, snapshot, with_export)
 from textbook import __version__, keys
+from textbook.artifacts import input_key, output_key
 from textbook.export import export_dataset, validate_dataset
 from textbook.records import Verdict
 from textbook.state import VideoRow
@@ -177,7 +178,7 @@ def test_without_any_kept_image_nothing_is_written_and_records_say_why(tmp_path)
 
 def test_a_finished_video_with_a_missing_keyframe_is_recorded_not_exported(tmp_path):
     ctx = _small_world(tmp_path)
-    ctx.store.delete(keys.keyframe("vidA", 30.0, 45.0, 1))
+    ctx.store.delete(output_key(ctx, "vidA", "keyframes", keys.keyframe_name("vidA", 30.0, 45.0, 1)))
     summary = export_dataset(ctx)
     assert validate_dataset(summary.root) == []
     assert summary.videos == 1
@@ -247,7 +248,7 @@ def test_single_json_option_and_its_removal(tmp_path):
 def test_sampled_frames_option_ships_the_frames_ssim_compared(tmp_path):
     summary = export_dataset(_small_world(tmp_path, sampled_frames=True))
     assert validate_dataset(summary.root) == []
-    frame = keys.sampled_frame("-vidB_2", 12.5, 25.0, 2)
+    frame = keys.sampled_frame_path("-vidB_2", keys.sampled_frame_name("-vidB_2", 12.5, 25.0, 2))
     assert (summary.root / frame).is_file()
     listed = [p for s in clip_samples(summary.root) for c in s["conversations"] for p in c.get("extracted_frames", [])]
     assert frame in listed and all((summary.root / p).is_file() for p in listed)
@@ -336,18 +337,18 @@ def test_export_refuses_a_dataset_folder_inside_the_artifact_store(tmp_path):
     inside = with_export(ctx, root=str(ctx.settings.artifact_root / "dataset"))
     with pytest.raises(ValueError, match="inside the artifact store"):
         export_dataset(inside)
-    assert ctx.store.exists(keys.keyframe("vidA", 0.0, 15.0, 1))
+    assert ctx.store.exists(output_key(ctx, "vidA", "keyframes", keys.keyframe_name("vidA", 0.0, 15.0, 1)))
 
 
 @pytest.mark.parametrize("break_it, expected", [
-    (lambda store: store.delete(keys.stage_output("vidA", "ocr")), "ocr.json"),
-    (lambda store: store.put_json(keys.stage_output("vidA", "keyframes"), {"clips": [
+    (lambda ctx: ctx.store.delete(input_key(ctx, "vidA", "ocr", "ocr.json")), "ocr.json"),
+    (lambda ctx: ctx.store.put_json(input_key(ctx, "vidA", "keyframes", "keyframes.json"), {"clips": [
         {"clip_index": 9, "sampled": [], "keyframes": []}]}), "names clip(s) [9]"),
-    (lambda store: store.put_bytes(keys.stage_output("vidA", "clips"), b"{not json"), "not valid JSON"),
+    (lambda ctx: ctx.store.put_bytes(input_key(ctx, "vidA", "clips", "clips.json"), b"{not json"), "not valid JSON"),
 ])
 def test_a_finished_video_with_broken_documents_is_recorded_not_exported(tmp_path, break_it, expected):
     ctx = _small_world(tmp_path)
-    break_it(ctx.store)
+    break_it(ctx)
     summary = export_dataset(ctx)
     assert validate_dataset(summary.root) == [] and summary.videos == 1
     records = {r["video_id"]: r for r in read_jsonl(summary.root / "videos.jsonl")}

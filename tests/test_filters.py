@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from media_helpers import ENGLISH, FRENCH, mark_done, pad_wav, register_downloaded, silence_wav, speech_wav, \
+from state_helpers import finish_stage
+from media_helpers import ENGLISH, FRENCH, pad_wav, register_downloaded, silence_wav, speech_wav, \
     video_with_audio
-from textbook import keys
+from textbook.artifacts import read_input
 from textbook.config import FilterSettings
 from textbook.context import Context
 from textbook.language import detect, scores
@@ -92,15 +93,14 @@ def _prepared(ctx: Context, vid: str, wav, transcript_text: str, tmp_path, durat
         ctx.db.update_video_meta(vid, {"language": language})
     run_stage(audio.STAGE, vid, ctx)
     transcript = Transcript("captions", "en", [Segment(0.0, 5.0, transcript_text)] if transcript_text else [])
-    ctx.store.put_json(keys.stage_output(vid, "transcript"), transcript.to_dict())
-    mark_done(ctx, vid, "transcript")
+    finish_stage(ctx, vid, "transcript", files={"transcript.json": transcript.to_dict()})
 
 
 def test_stage_keeps_an_english_lecture(ctx, media, tmp_path):
     _prepared(ctx, "eng_ok", media["english_15s"], ENGLISH, tmp_path, duration=15.0)
     outcome = run_stage(filters.STAGE, "eng_ok", ctx)
     assert outcome.status == "done" and not outcome.filtered
-    doc = ctx.store.get_json(keys.stage_output("eng_ok", "filters"))
+    doc = read_input(ctx, "eng_ok", "filters")
     assert doc["kept"] is True and doc["reason"] == "" and doc["language"] == "en"
     assert doc["language_confidence"] > 0.9
     names = [v["name"] for v in doc["verdicts"]]
@@ -112,7 +112,7 @@ def test_stage_drops_a_short_silent_clip_and_reports_every_rule(ctx, media, tmp_
     _prepared(ctx, "-quiet_1", media["silence_5s"], "", tmp_path, duration=5.0)
     outcome = run_stage(filters.STAGE, "-quiet_1", ctx)
     assert outcome.filtered and re.match(r"too_short: duration 5\.\d s under 10 s$", outcome.reason)
-    doc = ctx.store.get_json(keys.stage_output("-quiet_1", "filters"))
+    doc = read_input(ctx, "-quiet_1", "filters")
     failed = {v["name"] for v in doc["verdicts"] if not v["passed"]}
     assert failed == {"too_short", "silent", "not_english", "metadata_duration"}
     assert doc["kept"] is False and doc["reason"] == outcome.reason
@@ -123,7 +123,7 @@ def test_stage_drops_french_and_repetitive_transcripts(ctx, media, tmp_path):
     _prepared(ctx, "french", media["english_15s"], FRENCH, tmp_path)
     outcome = run_stage(filters.STAGE, "french", ctx)
     assert outcome.reason.startswith("not_english: language is fr")
-    assert ctx.store.get_json(keys.stage_output("french", "filters"))["language"] == "fr"
+    assert read_input(ctx, "french", "filters")["language"] == "fr"
 
     _prepared(ctx, "loop", media["english_15s"], "click the link below and subscribe " * 10, tmp_path)
     assert run_stage(filters.STAGE, "loop", ctx).reason.startswith("repetitive:")

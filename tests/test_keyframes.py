@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 from slide_helpers import face, plot, prepare, slide, write_video
 
-from textbook import keys
+from textbook.artifacts import output_key, read_input
+from textbook.export import collect_garbage
+from textbook.status import keyframe_keys
 from textbook.config import load_settings
 from textbook.context import Context
 from textbook.records import ClipFrames
@@ -44,7 +46,7 @@ def _context(tmp_path, **keyframe_knobs) -> Context:
 
 
 def _document(ctx: Context, vid: str = VID) -> list[ClipFrames]:
-    return [ClipFrames.from_dict(c) for c in ctx.store.get_json(keys.stage_output(vid, "keyframes"))["clips"]]
+    return [ClipFrames.from_dict(c) for c in read_input(ctx, vid, "keyframes")["clips"]]
 
 
 def test_each_slide_state_gives_one_keyframe(tmp_path, lecture):
@@ -57,18 +59,18 @@ def test_each_slide_state_gives_one_keyframe(tmp_path, lecture):
     kept = [k for c in clips for k in c.keyframes]
     assert [k.time for k in kept] == STATE_STARTS  # sampled at 1 fps: each state's first second
     assert [(k.clip_index, k.k) for k in kept] == [(0, 1), (0, 2), (1, 1), (2, 1), (2, 2)]
-    assert kept[0].key == f"images/{VID}/{VID}@0.0_5.0#1.jpg"
-    assert kept[2].key == f"images/{VID}/{VID}@5.0_8.0#1.jpg"
+    assert kept[0].key == output_key(ctx, VID, "keyframes", f"{VID}@0.0_5.0#1.jpg")
+    assert kept[2].key == output_key(ctx, VID, "keyframes", f"{VID}@5.0_8.0#1.jpg")
     for k in kept:
         image = Image.open(io.BytesIO(ctx.store.get_bytes(k.key)))
         assert image.format == "JPEG" and image.size == SIZE
 
     # every sampled frame (1 fps, clip start <= t < end) is kept small, numbered from 1 in its clip
     assert [len(c.sampled) for c in clips] == [5, 3, 8]
-    assert clips[1].sampled == [f"frames/{VID}/{VID}@5.0_8.0#f{n}.jpg" for n in (1, 2, 3)]
+    assert clips[1].sampled == [output_key(ctx, VID, "keyframes", f"{VID}@5.0_8.0#f{n}.jpg") for n in (1, 2, 3)]
     assert Image.open(io.BytesIO(ctx.store.get_bytes(clips[0].sampled[0]))).width == 160
 
-    doc = ctx.store.get_json(keys.stage_output(VID, "keyframes"))
+    doc = read_input(ctx, VID, "keyframes")
     assert doc["params"] == {"fps": 1.0, "threshold": 0.97, "compare_width": 64, "reset_per_clip": False}
     assert outcome.summary == {"keyframes": 5, "sampled": 16}
 
@@ -104,17 +106,20 @@ def test_frames_outside_every_clip_are_ignored(tmp_path, lecture):
     assert [len(c.sampled) for c in clips] == [1, 1]
 
 
-def test_a_rerun_with_other_knobs_leaves_no_stale_images(tmp_path, lecture):
+def test_a_rerun_with_other_knobs_writes_beside_and_the_old_images_go_at_the_next_export(tmp_path, lecture):
     ctx = _context(tmp_path, reset_per_clip=True)
     prepare(ctx, VID, lecture, CLIPS)
     run_stage(keyframes.STAGE, VID, ctx)
-    assert ctx.store.exists(f"images/{VID}/{VID}@5.0_8.0#2.jpg")
+    old = set(keyframe_keys(ctx.db.run(VID, "keyframes"), VID))
+    assert output_key(ctx, VID, "keyframes", f"{VID}@5.0_8.0#2.jpg") in old
 
     rerun = Context(_context(tmp_path).settings, ctx.store, ctx.db)  # default knobs, same store and database
     assert run_stage(keyframes.STAGE, VID, rerun).status == "done"
-    images = list(ctx.store.list(f"images/{VID}/"))
-    assert len(images) == 5
-    assert f"images/{VID}/{VID}@5.0_8.0#2.jpg" not in images
+    new = set(keyframe_keys(ctx.db.run(VID, "keyframes"), VID))
+    assert len(new) == 5 and not old & new
+    assert all(ctx.store.exists(k) for k in old | new)  # nothing is deleted while a run is in flight
+    assert collect_garbage(rerun) >= len(old)  # the next export clears what no run or result uses
+    assert not any(ctx.store.exists(k) for k in old) and all(ctx.store.exists(k) for k in new)
 
 
 def test_a_slow_fade_adds_up_against_the_last_kept_frame(tmp_path):

@@ -6,7 +6,7 @@ import pytesseract
 import pytest
 from slide_helpers import face, prepare, slide, write_video
 
-from textbook import keys
+from textbook.artifacts import output_key, read_input
 from textbook.config import load_settings
 from textbook.context import Context
 from textbook.records import OcrResult
@@ -39,9 +39,9 @@ def test_ocr_reads_each_keyframe_and_keeps_only_new_lines(tmp_path, build_up):
     run_stage(keyframes.STAGE, VID, ctx)
     outcome = run_stage(ocr.STAGE, VID, ctx)
 
-    results = [OcrResult.from_dict(r) for r in ctx.store.get_json(keys.stage_output(VID, "ocr"))["results"]]
-    assert [r.key for r in results] == [f"images/{VID}/{VID}@0.0_3.0#1.jpg", f"images/{VID}/{VID}@0.0_3.0#2.jpg",
-                                        f"images/{VID}/{VID}@3.0_6.0#1.jpg"]
+    results = [OcrResult.from_dict(r) for r in read_input(ctx, VID, "ocr")["results"]]
+    assert [r.key for r in results] == [output_key(ctx, VID, "keyframes", name) for name in (
+        f"{VID}@0.0_3.0#1.jpg", f"{VID}@0.0_3.0#2.jpg", f"{VID}@3.0_6.0#1.jpg")]
     first, second, speaker = results
     assert first.text.splitlines()[0] == "Photosynthesis"
     assert "Light energy becomes sugar" in first.text

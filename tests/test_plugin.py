@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import urllib.error
 import urllib.parse
+import uuid
 import urllib.request
 
 import pytest
@@ -17,7 +18,8 @@ from textbook.context import Context
 from textbook.records import Video
 
 EVIL = '<script>alert("x")</script> & <b>bold</b>'
-KEYFRAMES = [keys.keyframe("pt_done", 0.0, 12.5, 1), keys.keyframe("pt_done", 0.0, 12.5, 2)]
+KEYFRAMES = [f"videos/pt_done/keyframes/0123abcd/{keys.keyframe_name('pt_done', 0.0, 12.5, k)}" for k in (1, 2)]
+INFO = "videos/pt_done/download/0123abcd/info.json"
 
 
 def _jpeg(shade: int) -> bytes:
@@ -27,8 +29,9 @@ def _jpeg(shade: int) -> bytes:
 
 
 def _stage(ctx: Context, vid: str, stage: str, status: str, **kwargs) -> None:
-    assert ctx.db.claim(vid, stage, "cfg")
-    ctx.db.finish(vid, stage, status, **kwargs)
+    token = uuid.uuid4().hex
+    assert ctx.db.claim(vid, stage, "cfg", token)
+    ctx.db.finish(vid, stage, status, token, **kwargs)
 
 
 def fill(ctx: Context, kp_id: str) -> None:
@@ -41,7 +44,7 @@ def fill(ctx: Context, kp_id: str) -> None:
     ctx.db.set_video_status("pt_fail", "failed", f"transcript: {EVIL}")
     ctx.db.add_video(Video("pt_done", "https://example.org/done", source="urls", title="Fine"), kp_id)
     refs = [ctx.store.put_bytes(key, _jpeg(50 * n)) for n, key in enumerate(KEYFRAMES, 1)]
-    ctx.store.put_json(keys.info("pt_done"), {"media_key": keys.media("pt_done")})
+    ctx.store.put_json(INFO, {"media_key": "videos/pt_done/download/0/media.mp4"})
     _stage(ctx, "pt_done", "keyframes", "done", artifacts=[r.to_dict() for r in refs])
     ctx.db.set_video_status("pt_done", "done")
 
@@ -126,7 +129,7 @@ def test_keyframe_thumbnails_are_served_and_nothing_else(airflow_server, view):
     assert all(f'src="{src}"' in page for src in srcs) and "Keyframes (2)" in page
     status, kind, body = get(airflow_server, srcs[0], token=token)
     assert (status, kind, body) == (200, "image/jpeg", view.store.get_bytes(KEYFRAMES[0]))
-    for key in (keys.info("pt_done"),  # in the store, but not a keyframe
+    for key in (INFO,  # in the store, but not a keyframe
                 keys.keyframe("pt_done", 0.0, 12.5, 3),  # a keyframe key no stage recorded
                 "images/pt_done/../../state.db", "images/pt_fail/pt_done@0.0_12.5#1.jpg"):
         assert get(airflow_server, "/textbook/images/" + urllib.parse.quote(key), token=token)[0] == 404

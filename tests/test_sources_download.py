@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from media_helpers import speech_wav, video_with_audio, video_without_audio
 
-from textbook import keys
+from textbook.artifacts import output_key, read_input
 from textbook.collect import discover
 from textbook.context import Context
 from textbook.runner import StageFailed, run_stage
@@ -86,8 +86,8 @@ def _urls(ctx: Context, url: str) -> Path:
 
 def test_download_stores_media_info_and_metadata(ctx, site):
     assert _fetch(ctx, site, "lecture.mp4") is None
-    info = ctx.store.get_json(keys.info("lecture"))
-    assert info["media_key"] == "videos/lecture/media.mp4" and info["has_audio"] and 2 < info["duration"] < 10
+    info = read_input(ctx, "lecture", "download", "info.json")
+    assert info["media_key"] == output_key(ctx, "lecture", "download", "media.mp4") and info["has_audio"] and 2 < info["duration"] < 10
     assert ctx.db.video("lecture").meta["duration"] == info["duration"]
     assert _fetch(ctx, site, "lecture.mp4") is None  # finished: nothing fetched again
     assert ctx.db.run("lecture", "download").attempts == 1
@@ -127,5 +127,5 @@ def test_local_source_copies_media_and_sidecar_captions(ctx, site):
     ids = discover(c.taxonomy.knowledge_points[0], c)
     assert ids == ["corrupt", "lecture", "mute"]
     run_stage(download.STAGE, "lecture", c)
-    info = c.store.get_json(keys.info("lecture"))
+    info = read_input(c, "lecture", "download", "info.json")
     assert [(t["lang"], t["kind"]) for t in info["captions"]] == [("en", "manual")]

@@ -16,6 +16,7 @@ from media_helpers import register_downloaded, silence_wav, video_with_audio
 from s3_server import start_s3
 
 from textbook import keys
+from textbook.artifacts import output_key
 from textbook.config import StoreSettings, load_settings
 from textbook.context import Context
 from textbook.export import export_dataset, validate_dataset
@@ -242,7 +243,7 @@ def test_a_stage_records_artifacts_with_the_sha256_the_server_holds(s3, bucket, 
     outcome = run_stage(audio.STAGE, "vid_a", ctx)  # media comes back through local_path, audio.wav goes up
     assert outcome.status == "done"
     [artifact] = ctx.db.run("vid_a", "audio").artifacts
-    assert artifact["key"] == keys.audio("vid_a")
+    assert artifact["key"] == output_key(ctx, "vid_a", "audio", "audio.wav")
     assert artifact["sha256"] == server_sha256(s3, bucket, f"artifacts/{artifact['key']}")
     head = s3.client().head_object(Bucket=bucket, Key=f"artifacts/{artifact['key']}")
     assert head["ContentLength"] == artifact["size"] and head["Metadata"]["sha256"] == artifact["sha256"]

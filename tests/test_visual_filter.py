@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from slide_helpers import blank, face, prepare, slide, write_video
 
-from textbook import keys
+from textbook.artifacts import read_input
 from textbook.config import VisualFilterSettings, load_settings
 from textbook.context import Context
 from textbook.embeddings import Embedder
@@ -51,7 +51,7 @@ def _run(tmp_path, lecture, embedder, **knobs) -> list[ClipVisual]:
     prepare(ctx, VID, lecture, CLIPS)
     for stage in (keyframes.STAGE, ocr.STAGE, visual_filter.STAGE):
         assert run_stage(stage, VID, ctx).status == "done"
-    return [ClipVisual.from_dict(c) for c in ctx.store.get_json(keys.stage_output(VID, "visual_filter"))["clips"]]
+    return [ClipVisual.from_dict(c) for c in read_input(ctx, VID, "visual_filter")["clips"]]
 
 
 def test_slides_stay_speaker_blank_and_unrelated_text_go(tmp_path, lecture, embedder):

@@ -1,9 +1,10 @@
-"""The ``textbook`` command: run, demo, status, retry, backfill, export, validate."""
+"""The ``textbook`` command: run, plan, demo, status, retry, backfill, export, validate."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,6 +17,22 @@ log = logging.getLogger("textbook")
 
 class CliError(RuntimeError):
     """A one-line reason the command could not do its work."""
+
+
+class Terminated(SystemExit):
+    """SIGTERM (a task kill, `docker stop`): unwinds like an exception, so the stage being run is
+    recorded failed with this reason and its claim released, instead of being left running."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return f"terminated by {signal.Signals(self.signum).name}"
+
+
+def _raise_terminated(signum: int, _frame: Any) -> None:
+    raise Terminated(signum)
 
 
 def _context(args: argparse.Namespace, **overrides: Any) -> Context:
@@ -47,11 +64,17 @@ def _source_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {"search": search} if search else {}
 
 
-def _export(ctx: Context, kp_ids: list[str] | None) -> None:
+def _export(ctx: Context, kp_ids: list[str] | None, force: bool = False) -> None:
+    from textbook.export import PublishRefused
     from textbook.tasks import pack
 
-    out = pack(kp_ids, ctx)
-    print(f"dataset: {out['root']} ({out['samples']} samples, {out['images']} images, {out['videos']} videos)")
+    try:
+        out = pack(kp_ids, ctx, force=force)
+    except PublishRefused as exc:
+        raise CliError(str(exc)) from None
+    state = "updated" if out["changed"] else "unchanged"
+    print(f"dataset: {out['root']} ({state}: {out['samples']} samples, {out['images']} images, "
+          f"{out['videos']} videos)")
     print(f"report:  {out['report']}")
 
 
@@ -63,7 +86,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     final = collect_and_run(ctx, kps, args.limit)
     print_outcome(final, ctx)
     if not args.no_export:
-        _export(ctx, None)
+        _export(ctx, None, args.force)
+    failed = sum(1 for status in final.values() if status == "failed")
+    if failed:
+        raise CliError(f"{failed} of {len(final)} videos failed (reasons above); the dataset keeps every video "
+                       f"finished before; `textbook retry VIDEO` or a later run tries them again")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from textbook.plan import plan, render_plan
+
+    ctx = _context(args)
+    kp_ids = [kp.id for kp in _select(ctx, args)] if (args.kp or args.subject) else None
+    print(render_plan(plan(ctx, kp_ids)))
     return 0
 
 
@@ -98,7 +134,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{row.video_id}  {row.status}  {row.reason}  {row.url}")
         for run in ctx.db.runs(row.video_id):
             secs = f"{run.seconds:.1f}s" if run.seconds is not None else "-"
-            print(f"  {run.stage:<14}{run.status:<9}attempts={run.attempts:<3}{secs:>8}  {run.error or ''}")
+            stale = ctx.db.stale_reason(run)
+            state = f"stale: {stale}" if stale else run.status
+            note = run.error or (f"held by {run.worker}" if run.status == "running" else "")
+            print(f"  {run.stage:<14}{state:<9}attempts={run.attempts:<3}{secs:>8}  {note}")
         return 0
     kp_ids = args.kp or None
     rows = ctx.db.videos(kp_ids=kp_ids, status="failed" if args.failed else None)
@@ -145,10 +184,18 @@ def cmd_retry(args: argparse.Namespace) -> int:
         row = ctx.db.video(vid)
         if row is None:
             raise CliError(f"unknown video {vid!r}")
-        failed = [r.stage for r in ctx.db.runs(vid) if r.status == "failed"]
-        if not failed and row.status != "failed":
+        runs = ctx.db.runs(vid)
+        failed = [r.stage for r in runs if r.status == "failed"]
+        stale = [r.stage for r in runs if ctx.db.stale_reason(r)]
+        live = [r for r in runs if r.status == "running" and not ctx.db.stale_reason(r)]
+        if live:
+            print(f"{vid}: {live[0].stage} is running ({live[0].worker}), nothing to retry")
+            continue
+        if not failed and not stale and row.status != "failed":
             print(f"{vid}: {row.status}, nothing to retry")
             continue
+        if stale:
+            print(f"{vid}: {stale[0]}: stale: {ctx.db.stale_reason(ctx.db.run(vid, stale[0]))}; running it again")
         try:
             run_video(vid, ctx)
         except StageFailed as exc:
@@ -190,7 +237,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             name = "-".join(args.subject or []) or "-".join(args.kp)
             root = ctx.settings.data_path / "slices" / (name if len(name) <= 80 else name[:80])
             ctx = Context(ctx.settings.replace(export={"root": str(root)}), ctx.store, ctx.db)
-    _export(ctx, kp_ids)
+    _export(ctx, kp_ids, args.force)
     return 0
 
 
@@ -234,7 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--local-dir")
     run.add_argument("--limit", type=int, help="videos per knowledge point (default search.max_results)")
     run.add_argument("--no-export", action="store_true")
+    run.add_argument("--force", action="store_true",
+                     help="publish the dataset even if it would lose videos the previous export shipped")
     run.set_defaults(fn=cmd_run)
+
+    plan = sub.add_parser("plan", help="per stage, how many videos the current settings would run again, "
+                                       "before anything runs (try it after editing the settings)")
+    selection(plan)
+    plan.set_defaults(fn=cmd_plan)
 
     demo = sub.add_parser("demo", help="render the demo course, serve it on 127.0.0.1 and run it end to end")
     demo.add_argument("--port", type=int, default=8765)
@@ -262,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write the dataset (FORMAT.md) from finished videos")
     selection(export)
+    export.add_argument("--force", action="store_true",
+                        help="publish even if the dataset would lose videos the previous export shipped")
     export.set_defaults(fn=cmd_export)
 
     model = sub.add_parser("model-server", help="serve model stages to the GPU worker's tasks (models load once)")
@@ -277,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -54,10 +54,14 @@ def collect_and_run(ctx: Context, kps: list, limit: int | None) -> dict[str, str
 
 
 def print_outcome(final: dict[str, str], ctx: Context) -> None:
-    counts: dict[str, int] = {}
-    for status in final.values():
-        counts[status] = counts.get(status, 0) + 1
-    print("videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    from textbook.tasks import run_summary
+
+    summary = run_summary(list(final), ctx)
+    print("videos: " + ", ".join(f"{n} {s}" for s, n in sorted(summary["by_status"].items())))
     for vid, status in final.items():
         if status in ("failed", "filtered"):
             print(f"  {vid}: {status}: {ctx.db.video(vid).reason}")
+    if summary["failures"]:
+        print("failures by reason:")
+        for reason, n in summary["failures"].items():
+            print(f"  {n} x {reason}")

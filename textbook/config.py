@@ -2,8 +2,10 @@
 
 Read from an optional YAML file, then overridden by ``TEXTBOOK_*`` environment variables
 (``TEXTBOOK_DATA_ROOT``, ``TEXTBOOK_KEYFRAMES__SSIM_THRESHOLD=0.8``: a double underscore steps
-into a section). Each stage hashes only the sections it reads, so changing one knob re-runs the
-stages it affects and nothing else.
+into a section). Every field is declared once with ``knob``: its range or allowed values, and
+whether it is *operational* (retries, timeouts, sleeps, where the source list lives: how the work
+is done, not what it produces). A stage's fingerprint hashes only the output knobs of the sections
+it reads, so tuning an operational knob re-runs nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,86 +29,112 @@ class ConfigError(ValueError):
     """A configuration file or variable is malformed; the message names the offending key."""
 
 
+def knob(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+         choices: tuple[str, ...] | None = None, pattern: str | None = None, operational: bool = False,
+         added: bool = False) -> Any:
+    """A settings field with its rules, declared once.
+
+    ``operational``: changes how the work is done, never what it produces, so no fingerprint hashes
+    it. ``added``: a field newer than the first release's fingerprints, left out of the legacy hash
+    that lets a corpus written before output/operational were told apart keep its finished stages.
+    """
+    rules = {"ge": ge, "gt": gt, "le": le, "choices": choices, "pattern": pattern}
+    meta = {"rules": {k: v for k, v in rules.items() if v is not None}, "operational": operational, "added": added}
+    return field(default=default, metadata=meta)
+
+
+SIZE = r"(\d+(\.\d+)?[KMGT]?)?"  # yt-dlp sizes: 500K, 2M, 1.5G; empty for none
+
+
 @dataclass(frozen=True)
 class StoreSettings:
-    kind: str = "local"  # local | s3
-    root: str = ""  # local: folder (default <data_root>/artifacts); s3: key prefix
-    bucket: str = ""
-    endpoint_url: str = ""
-    region: str = ""
-    path_style: bool = False
-    aws_conn_id: str = ""  # Airflow connection holding credentials (distributed deployments)
-    multipart_threshold_mb: int = 64  # s3: files this large or larger upload in parts
-    multipart_chunk_mb: int = 16  # s3: part size (S3 raises anything under 5 MiB to 5 MiB)
-    url_expiry_seconds: int = 3600  # s3: lifetime of the presigned URLs url() hands out
+    kind: str = knob("local", choices=("local", "s3"), operational=True)
+    root: str = knob("", operational=True)  # local: folder (default <data_root>/artifacts); s3: key prefix
+    bucket: str = knob("", operational=True)
+    endpoint_url: str = knob("", operational=True)
+    region: str = knob("", operational=True)
+    path_style: bool = knob(False, operational=True)
+    aws_conn_id: str = knob("", operational=True)  # Airflow connection holding credentials (distributed)
+    multipart_threshold_mb: int = knob(64, ge=5, operational=True)  # s3: files this large upload in parts
+    multipart_chunk_mb: int = knob(16, ge=5, operational=True)  # s3: part size (S3's minimum is 5 MiB)
+    url_expiry_seconds: int = knob(3600, ge=1, le=604800, operational=True)  # s3: presigned URL lifetime
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    source: str = "youtube"  # youtube | urls | local
-    urls_file: str = ""  # urls source: one URL per line ('#' comments)
-    local_dir: str = ""  # local source: a folder of media files (captions beside them as <stem>.<lang>.vtt)
-    max_results: int = 50
+    source: str = knob("youtube", choices=("youtube", "urls", "local"), operational=True)
+    urls_file: str = knob("", operational=True)  # urls source: one URL per line ('#' comments)
+    # local source: a folder of media files (captions beside them as <stem>.<lang>.vtt)
+    local_dir: str = knob("", operational=True)
+    max_results: int = knob(50, ge=1, le=1000, operational=True)
     # yt-dlp URL used to search; {n} and {query} are filled in. Any yt-dlp playlist URL works.
-    url_template: str = "ytsearch{n}:{query}"
-    min_duration: float = 10.0  # metadata filter: the paper drops videos under 10 s
-    max_duration: float = 4 * 3600.0
+    url_template: str = knob("ytsearch{n}:{query}", operational=True)
+    min_duration: float = knob(10.0, ge=0)  # metadata filter: the paper drops videos under 10 s
+    max_duration: float = knob(4 * 3600.0, gt=0)
 
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    max_height: int = 720
-    caption_languages: tuple[str, ...] = ("en",)
-    auto_captions: bool = True  # also fetch automatic captions (used when no manual ones exist)
-    sleep_interval: float = 0.0
-    max_sleep_interval: float = 0.0
-    rate_limit: str = ""  # e.g. "2M"; empty for unlimited
-    retries: int = 5
-    retry_backoff: float = 2.0  # seconds, doubled at each retry
-    socket_timeout: float = 30.0
-    cookies_file: str = ""
-    proxy: str = ""
-    max_filesize: str = "2G"
+    """Retries are owned in one place each (README "Retries"): yt-dlp retries a dropped connection
+    at most ``http_retries`` times inside one attempt; we retry transient failures (5xx, 429,
+    timeouts) ``retries`` times with backoff, at most ``max_stalls`` socket timeouts and never past
+    ``deadline_seconds`` for one video; Airflow retries the task when the worker itself failed."""
+
+    max_height: int = knob(720, ge=144)
+    caption_languages: tuple[str, ...] = knob(("en",))
+    auto_captions: bool = knob(True)  # also fetch automatic captions (used when no manual ones exist)
+    sleep_interval: float = knob(0.0, ge=0, operational=True)
+    max_sleep_interval: float = knob(0.0, ge=0, operational=True)
+    rate_limit: str = knob("", pattern=SIZE, operational=True)  # e.g. "2M"; empty for unlimited
+    retries: int = knob(5, ge=0, le=20, operational=True)
+    retry_backoff: float = knob(2.0, ge=0, operational=True)  # seconds, doubled at each retry
+    socket_timeout: float = knob(30.0, gt=0, le=600, operational=True)
+    http_retries: int = knob(1, ge=0, le=10, operational=True, added=True)
+    max_stalls: int = knob(2, ge=1, le=20, operational=True, added=True)  # socket timeouts tolerated per video
+    deadline_seconds: float = knob(900.0, gt=0, operational=True, added=True)  # all attempts of one video
+    cookies_file: str = knob("", operational=True)
+    proxy: str = knob("", operational=True)
+    max_filesize: str = knob("2G", pattern=SIZE)
 
 
 @dataclass(frozen=True)
 class AudioSettings:
-    sample_rate: int = 16000
+    sample_rate: int = knob(16000, ge=8000, le=48000)
 
 
 @dataclass(frozen=True)
 class TranscriptSettings:
-    prefer_captions: bool = True
-    asr_backend: str = "pocketsphinx"  # pocketsphinx | faster_whisper | whisperx
-    asr_model: str = ""  # model folder (faster_whisper) or name (whisperx)
-    device: str = "cpu"
-    compute_type: str = "int8"
-    language: str = "en"
+    prefer_captions: bool = knob(True)
+    asr_backend: str = knob("pocketsphinx", choices=("pocketsphinx", "faster_whisper", "whisperx"))
+    asr_model: str = knob("")  # model folder (faster_whisper) or name (whisperx)
+    device: str = knob("cpu", choices=("cpu", "cuda", "auto"))
+    compute_type: str = knob("int8")
+    language: str = knob("en")
 
 
 @dataclass(frozen=True)
 class FilterSettings:
-    min_duration: float = 10.0
-    min_tokens: int = 20
-    silence_dbfs: float = -50.0  # mean loudness under this is silent
-    english_min_confidence: float = 0.5
-    max_repetition: float = 0.5  # share of repeated word 3-grams above which a transcript is repetitive
+    min_duration: float = knob(10.0, ge=0)
+    min_tokens: int = knob(20, ge=0)
+    silence_dbfs: float = knob(-50.0, le=0)  # mean loudness under this is silent
+    english_min_confidence: float = knob(0.5, ge=0, le=1)
+    max_repetition: float = knob(0.5, ge=0, le=1)  # share of repeated word 3-grams above which it is repetitive
 
 
 @dataclass(frozen=True)
 class RefineSettings:
-    backend: str = "none"  # none | openai (any OpenAI-compatible endpoint: vLLM, TGI, llama.cpp)
-    endpoint: str = ""  # OpenAI-compatible base URL, e.g. http://vllm:8000/v1
-    model: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
-    min_score: float = 0.0  # videos scored below this are filtered (0 keeps all)
-    timeout: float = 120.0
+    backend: str = knob("none", choices=("none", "openai"))  # openai: any OpenAI-compatible endpoint
+    endpoint: str = knob("", operational=True)  # OpenAI-compatible base URL, e.g. http://vllm:8000/v1
+    model: str = knob("")
+    api_key_env: str = knob("OPENAI_API_KEY", operational=True)
+    min_score: float = knob(0.0, ge=0)  # videos scored below this are filtered (0 keeps all)
+    timeout: float = knob(120.0, gt=0, operational=True)
 
 
 @dataclass(frozen=True)
 class ClipSettings:
-    min_seconds: float = 10.0
-    max_seconds: float = 20.0
+    min_seconds: float = knob(10.0, gt=0)
+    max_seconds: float = knob(20.0, gt=0)
 
 
 @dataclass(frozen=True)
@@ -122,69 +151,84 @@ class KeyframeSettings:
     because shake and small motion grow faster than a text change does.
     """
 
-    fps: float = 1.0  # slides stay up for seconds; 1 sample/s misses only sub-second states
-    compare_width: int = 64
-    ssim_threshold: float = 0.97
-    image_max_height: int = 720
-    jpeg_quality: int = 90
-    reset_per_clip: bool = False
-    keep_sampled_frames: bool = True
-    sample_width: int = 160
+    fps: float = knob(1.0, gt=0, le=30)  # slides stay up for seconds; 1 sample/s misses only sub-second states
+    compare_width: int = knob(64, ge=16, le=1920)
+    ssim_threshold: float = knob(0.97, gt=0, le=1)
+    image_max_height: int = knob(720, ge=64)
+    jpeg_quality: int = knob(90, ge=1, le=100)
+    reset_per_clip: bool = knob(False)
+    keep_sampled_frames: bool = knob(True)
+    sample_width: int = knob(160, ge=16)
 
 
 @dataclass(frozen=True)
 class OcrSettings:
-    backend: str = "tesseract"
-    language: str = "eng"
-    min_confidence: float = 60.0
-    dedup_ratio: float = 0.9
+    backend: str = knob("tesseract", choices=("tesseract", "none"))
+    language: str = knob("eng")
+    min_confidence: float = knob(60.0, ge=0, le=100)
+    dedup_ratio: float = knob(0.9, ge=0, le=1)
 
 
 @dataclass(frozen=True)
 class VisualFilterSettings:
-    backend: str = "heuristic"  # heuristic (OpenCV faces + MiniLM relatedness) | none
-    face_area_ratio: float = 0.04
-    min_ocr_chars: int = 8
-    relatedness_threshold: float = 0.1
-    relatedness_min_chars: int = 40  # OCR text shorter than this is not judged for relatedness
-    blank_std: float = 6.0
+    backend: str = knob("heuristic", choices=("heuristic", "none"))  # heuristic: OpenCV faces + MiniLM
+    face_area_ratio: float = knob(0.04, ge=0, le=1)
+    min_ocr_chars: int = knob(8, ge=0)
+    relatedness_threshold: float = knob(0.1, ge=-1, le=1)
+    relatedness_min_chars: int = knob(40, ge=0)  # OCR text shorter than this is not judged for relatedness
+    blank_std: float = knob(6.0, ge=0)
 
 
 @dataclass(frozen=True)
 class ExportSettings:
-    root: str = ""  # default <data_root>/dataset; s3://bucket/prefix: staged in <data_root>/dataset, then synced
-    token_budget: int = 4096
-    image_tokens: int = 576
-    end_of_video: str = "<|end_of_video|>"
-    shard_size: int = 1000
-    seed: int = 42
-    curriculum: bool = False
-    absolute_paths: bool = False
-    single_json: bool = False
+    # default <data_root>/dataset; s3://bucket/prefix: staged in <data_root>/dataset, then synced
+    root: str = knob("", operational=True)
+    token_budget: int = knob(4096, ge=1)
+    image_tokens: int = knob(576, ge=1)
+    end_of_video: str = knob("<|end_of_video|>")
+    shard_size: int = knob(1000, ge=1)
+    seed: int = knob(42)
+    curriculum: bool = knob(False)
+    absolute_paths: bool = knob(False)
+    single_json: bool = knob(False)
     # Copy the sampled frames SSIM compared into frames/ so the clip view's extracted_frames resolve
     # (about one small JPEG per second of video: off by default).
-    sampled_frames: bool = False
+    sampled_frames: bool = knob(False)
+    # Publishing guard: an export that would drop more than this share of the videos the previous
+    # export shipped (and that were not deliberately removed) is refused unless forced. 0: any.
+    max_lost_share: float = knob(0.0, ge=0, le=1, added=True)
 
 
 @dataclass(frozen=True)
 class DagSettings:
     """How knowledge-point DAGs are scheduled and retried (read by dags/, not by the library)."""
 
-    schedule: str = "nightly"  # nightly (spread over the window) | none | a cron expression
-    window_start: str = "01:00"  # UTC start of the nightly window
-    window_hours: float = 5.0
-    owner: str = "textbook"
-    retries: int = 3  # network tasks only; model and CPU tasks fail fast
-    retry_delay_seconds: float = 60.0
-    max_retry_delay_seconds: float = 3600.0
-    download_timeout_minutes: float = 60.0
-    model_timeout_minutes: float = 120.0
-    cpu_timeout_minutes: float = 60.0
-    default_queue: str = "default"
-    gpu_queue: str = "gpu"
-    download_pool: str = "youtube"
-    gpu_pool: str = ""  # one slot per GPU in a cluster; empty: no pool
-    pack_pool: str = "textbook_pack"  # one slot: exports of the shared dataset never overlap
+    schedule: str = knob("nightly")  # nightly (spread over the window) | none | a cron expression
+    window_start: str = knob("01:00", pattern=r"([01]\d|2[0-3]):[0-5]\d")  # UTC start of the nightly window
+    window_hours: float = knob(5.0, gt=0, le=24)
+    owner: str = knob("textbook")
+    retries: int = knob(2, ge=0, le=10)  # worker-level failures of network tasks; model and CPU tasks fail fast
+    retry_delay_seconds: float = knob(60.0, ge=0)
+    max_retry_delay_seconds: float = knob(3600.0, ge=0)
+    download_timeout_minutes: float = knob(60.0, gt=0)
+    model_timeout_minutes: float = knob(120.0, gt=0)
+    cpu_timeout_minutes: float = knob(60.0, gt=0)
+    default_queue: str = knob("default")
+    gpu_queue: str = knob("gpu")
+    download_pool: str = knob("youtube")
+    gpu_pool: str = knob("")  # one slot per GPU in a cluster; empty: no pool
+    pack_pool: str = knob("textbook_pack")  # one slot: exports of the shared dataset never overlap
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """How stage claims stay honest and how long a database outage is ridden out."""
+
+    retry_seconds: float = knob(60.0, ge=0)  # transient errors (restart, failover) retried this long
+    heartbeat_seconds: float = knob(15.0, gt=0, le=600)  # a running stage refreshes its claim this often
+    # A claim whose heartbeat is older than this belongs to a dead worker on another host (on this
+    # host a dead owner is noticed at once from its pid and process start time).
+    lease_seconds: float = knob(120.0, gt=0)
 
 
 @dataclass(frozen=True)
@@ -193,8 +237,8 @@ class WorkerSettings:
 
     # A GPU worker runs `textbook model-server` beside its Celery worker and sets this URL, so each
     # model loads once per server process instead of once per Airflow task process.
-    model_server_url: str = ""
-    model_server_timeout: float = 7200.0
+    model_server_url: str = knob("")
+    model_server_timeout: float = knob(7200.0, gt=0)
 
 
 @dataclass(frozen=True)
@@ -206,10 +250,10 @@ class AirflowSettings:
     settings, because the settings are published in the dataset card.
     """
 
-    api_url: str = ""  # the api-server's base URL, e.g. http://airflow-apiserver:8080
-    username: str = ""
-    password_env: str = "AIRFLOW_API_PASSWORD"
-    timeout: float = 30.0  # seconds per HTTP request
+    api_url: str = knob("")  # the api-server's base URL, e.g. http://airflow-apiserver:8080
+    username: str = knob("")
+    password_env: str = knob("AIRFLOW_API_PASSWORD")
+    timeout: float = knob(30.0, gt=0)  # seconds per HTTP request
 
 
 @dataclass(frozen=True)
@@ -231,6 +275,7 @@ class Settings:
     visual_filter: VisualFilterSettings = field(default_factory=VisualFilterSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     dags: DagSettings = field(default_factory=DagSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
 
@@ -254,9 +299,14 @@ class Settings:
         return Path(self.export.root).expanduser().resolve() if self.export.root else self.data_path / "dataset"
 
     def section_hash(self, *sections: str) -> str:
-        """Stable hash of the named sections, used to notice when a stage's knobs changed."""
-        payload = {name: dataclasses.asdict(getattr(self, name)) for name in sections}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        """Stable hash of the output knobs of the named sections: what a stage's output depends on."""
+        return _hash({name: output_knobs(getattr(self, name)) for name in sections})
+
+    def legacy_section_hash(self, *sections: str) -> str:
+        """The first release's hash (every field it had, operational ones too), so stages finished
+        under it are recognised instead of re-run."""
+        return _hash({name: {f.name: v for f, v in _fields(getattr(self, name)) if not f.metadata.get("added")}
+                      for name in sections})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -264,6 +314,35 @@ class Settings:
     def replace(self, **changes: Any) -> "Settings":
         """A copy with top-level fields or whole sections (as dicts of overrides) replaced."""
         return _build(Settings, _merge(self.to_dict(), changes), "settings")
+
+
+def _fields(section: Any) -> list[tuple[dataclasses.Field, Any]]:
+    return [(f, _plain(getattr(section, f.name))) for f in dataclasses.fields(section)]
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def output_knobs(section: Any) -> dict[str, Any]:
+    """The section's fields that change what a stage produces."""
+    return {f.name: v for f, v in _fields(section) if not f.metadata.get("operational")}
+
+
+def _hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_rules(value: Any, rules: Mapping[str, Any], where: str) -> None:
+    """Ranges, allowed values and patterns declared by ``knob``."""
+    if "choices" in rules and value not in rules["choices"]:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(rules['choices'])}")
+    if "pattern" in rules and not re.fullmatch(rules["pattern"], str(value)):
+        raise ConfigError(f"{where}: {value!r} is not in the expected form")
+    for rule, ok, words in (("ge", lambda v, b: v >= b, "at least"), ("gt", lambda v, b: v > b, "greater than"),
+                            ("le", lambda v, b: v <= b, "at most")):
+        if rule in rules and not ok(value, rules[rule]):
+            raise ConfigError(f"{where}: {value!r} must be {words} {rules[rule]:g}")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -311,6 +390,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    rules = {f.name: f.metadata.get("rules", {}) for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         hint = hints[name]
@@ -318,6 +398,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
             kwargs[name] = _build(hint, value or {}, f"{where}.{name}")
         else:
             kwargs[name] = _coerce(value, hint, f"{where}.{name}")
+            _check_rules(kwargs[name], rules[name], f"{where}.{name}")
     return cls(**kwargs)
 
 

@@ -27,7 +27,8 @@ class Context:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "Context":
         settings = settings or load_settings()
-        db = StateDB(settings.db_url)
+        db = StateDB(settings.db_url, retry_seconds=settings.database.retry_seconds,
+                     lease_seconds=settings.database.lease_seconds)
         db.create_schema()
         return cls(settings=settings, store=open_store(settings), db=db)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -68,6 +69,22 @@ def probe(path: Path) -> Probe:
     return Probe(duration=duration, has_video=video is not None, has_audio=audio is not None,
                  width=int(video.get("width", 0)) if video else 0,
                  height=int(video.get("height", 0)) if video else 0, fps=fps)
+
+
+def check_complete(path: Path, info: Probe) -> None:
+    """MediaError when the video decodes for much less than its container says (a truncated
+    download or copy), or not at all. Decodes only the codec's keyframes: cheap."""
+    path = Path(path).resolve()
+    proc = subprocess.run([tool("ffprobe"), "-v", "error", "-skip_frame", "nokey", "-select_streams", "v:0",
+                           "-show_entries", "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
+                          capture_output=True, text=True)
+    times = sorted(float(t) for t in re.findall(r"^\s*(\d+(?:\.\d+)?)", proc.stdout, flags=re.M))
+    if not times:
+        raise MediaError(f"undecodable: no video frame of {path.name} decodes")
+    spacing = max((b - a for a, b in zip([0.0, *times], times)), default=0.0)
+    gap = info.duration - times[-1]
+    if gap > max(2 * spacing, 10.0, 0.05 * info.duration):
+        raise MediaError(f"truncated: {times[-1]:.1f} of {info.duration:.1f} s decodable ({path.name})")
 
 
 def extract_audio(src: Path, dst: Path, sample_rate: int = 16000) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from typing import Iterable
 
 from textbook.context import Context
-from textbook.runner import Outcome, StageBusy, StageFailed, fingerprint, run_stage
+from textbook.runner import Outcome, StageBusy, StageFailed, is_current, run_stage
 from textbook.stages import audio, clips, download, filters, keyframes, ocr, refine, transcript, visual_filter
+from textbook.sources.local import source_stamp
 from textbook.stages.base import Stage
+from textbook.state.snapshot import make_snapshot, same_result
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +43,33 @@ def chain_state(video_id: str, ctx: Context) -> tuple[str, str]:
     runs = {r.stage: r for r in ctx.db.runs(video_id)}
     for s in STAGES:
         run = runs.get(s.name)
-        if run is None or run.status == "running" or run.config_hash != fingerprint(s, ctx):
+        if run is not None and run.status == "failed":
+            if not run.result.get("permanent"):
+                return "failed", f"{s.name}: {run.error}"
+            row = ctx.db.video(video_id)
+            if run.result.get("source", "") != source_stamp(row.url):
+                return "pending", ""  # the file behind a permanent failure changed: worth another try
+            return "permanent_failure", f"{s.name}: {run.error}"
+        if not is_current(run, s, ctx):
             return "pending", ""
-        if run.status == "failed":
-            return ("permanent_failure" if run.result.get("permanent") else "failed"), f"{s.name}: {run.error}"
         if run.result.get("filtered"):
             return "filtered", run.result["filtered"]
     return "done", ""
 
 
 def complete_video(video_id: str, ctx: Context) -> str:
-    """Set the video's final status from its stage runs: done, filtered, or failed."""
+    """Set the video's final status from its stage runs: done, filtered, or failed. A finished
+    chain (done or filtered) becomes the video's published result, replacing the previous one."""
     state, reason = chain_state(video_id, ctx)
     if state == "pending":
         return ctx.db.video(video_id).status
     status = "failed" if state == "permanent_failure" else state
     ctx.db.set_video_status(video_id, status, reason)
+    if status in ("done", "filtered"):
+        runs = [r for r in ctx.db.runs(video_id) if is_current(r, stage_by_name(r.stage), ctx)]
+        snapshot = make_snapshot(status, reason, runs)
+        if not same_result(ctx.db.video(video_id).published, snapshot):
+            ctx.db.publish(video_id, snapshot)
     return status
 
 
@@ -64,11 +79,11 @@ def is_finished(video_id: str, ctx: Context) -> bool:
     return chain_state(video_id, ctx)[0] in ("done", "filtered", "permanent_failure")
 
 
-def run_video(video_id: str, ctx: Context, stages: Iterable[Stage] = STAGES) -> list[Outcome]:
+def run_video(video_id: str, ctx: Context, stages: Iterable[Stage] = STAGES, wait: float = 0.0) -> list[Outcome]:
     """Run every stage on one video in order; a failure is recorded and re-raised as StageFailed."""
     outcomes = []
     for s in stages:
-        outcome = run_stage(s, video_id, ctx)
+        outcome = run_stage(s, video_id, ctx, wait=wait)
         outcomes.append(outcome)
         if outcome.filtered or outcome.status == "skipped":
             break
@@ -77,14 +92,34 @@ def run_video(video_id: str, ctx: Context, stages: Iterable[Stage] = STAGES) -> 
 
 
 def run_videos(video_ids: list[str], ctx: Context, progress=None) -> dict[str, str]:  # noqa: ANN001
-    """Run many videos; one failing never stops the others. Returns video id -> final status."""
+    """Run many videos; one failing never stops the others. Returns video id -> final status.
+
+    A video another live worker is running is put back and taken up again after the others, so two
+    runs over the same videos share the work and both end with every video finished.
+    """
     final: dict[str, str] = {}
-    for vid in video_ids:
+    todo = deque(video_ids)
+    busy_since: dict[str, float] = {}
+    while todo:
+        vid = todo.popleft()
+        if chain_state(vid, ctx)[0] == "permanent_failure":  # only an explicit retry tries it again
+            final[vid] = complete_video(vid, ctx)
+            if progress is not None:
+                progress(vid, final[vid])
+            continue
         try:
             run_video(vid, ctx)
-        except (StageFailed, StageBusy) as exc:
+        except StageBusy as exc:
+            busy_since.setdefault(vid, time.monotonic())
+            log.info("%s; coming back to it", exc)
+            todo.append(vid)
+            if all(v in busy_since for v in todo):
+                time.sleep(0.5)  # only videos other workers hold are left: wait for them
+            continue
+        except StageFailed as exc:
             log.warning("%s", exc)
         final[vid] = ctx.db.video(vid).status
         if progress is not None:
             progress(vid, final[vid])
     return final
+

@@ -1,21 +1,30 @@
 """Runs one stage on one video with the bookkeeping every stage shares.
 
-Skips finished work (same config fingerprint), claims the run so two workers never do the same
-thing, records done/skipped/failed with the artifacts and a reason. Called alike by the CLI
-pipeline, by Airflow tasks and by tests.
+Skips finished work (same output fingerprint), claims the run so two workers never do the same
+thing (a claim whose worker died is taken over at once on its host, after its lease elsewhere),
+keeps the claim alive with a heartbeat, and records done/skipped/failed with the artifacts and a
+reason. Called alike by the CLI pipeline, by Airflow tasks and by tests.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 import traceback
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, Iterator
 
 from textbook.context import Context
 from textbook.records import Video
+from textbook.sources.local import source_stamp
 from textbook.stages.base import Stage
+from textbook.state import StageRun
+from textbook.state.db import ClaimLost
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +61,33 @@ def _stage(name: str) -> Stage:
 
 
 def fingerprint(stage: Stage, ctx: Context) -> str:
-    """Hash of the stage's version, its config sections and (recursively) its inputs' fingerprints.
+    """Hash of the stage's version, the output knobs of its config sections and (recursively) its
+    inputs' fingerprints.
 
-    Changing a knob re-runs the stage that reads it and every stage downstream of it. Cached on the
-    context, whose settings never change.
+    Changing an output knob re-runs the stage that reads it and every stage downstream of it;
+    operational knobs (retries, timeouts, where the source list lives) re-run nothing. Cached on
+    the context, whose settings never change.
     """
+    return _fingerprint(stage, ctx, legacy=False)
+
+
+def _fingerprint(stage: Stage, ctx: Context, legacy: bool) -> str:
     cache = ctx.fingerprints
-    if stage.name not in cache:
-        parts = [stage.name, stage.version, ctx.settings.section_hash(*stage.sections)]
-        parts += [fingerprint(_stage(dep), ctx) for dep in stage.requires]
-        cache[stage.name] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-    return cache[stage.name]
+    name = f"{stage.name}:legacy" if legacy else stage.name
+    if name not in cache:
+        settings = ctx.settings
+        sections = (settings.legacy_section_hash if legacy else settings.section_hash)(*stage.sections)
+        parts = [stage.name, stage.version, sections]
+        parts += [_fingerprint(_stage(dep), ctx, legacy) for dep in stage.requires]
+        cache[name] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return cache[name]
+
+
+def is_current(run: StageRun | None, stage: Stage, ctx: Context) -> bool:
+    """The run finished under the current settings: its fingerprint, or the first release's hash of
+    the same settings (a corpus written before output and operational knobs were told apart)."""
+    return (run is not None and run.status in ("done", "skipped")
+            and run.config_hash in (fingerprint(stage, ctx), _fingerprint(stage, ctx, legacy=True)))
 
 
 def _upstream_filter(stage: Stage, ctx: Context, video_id: str) -> str:
@@ -76,7 +101,7 @@ def _upstream_filter(stage: Stage, ctx: Context, video_id: str) -> str:
             continue
         seen.add(dep)
         run = runs.get(dep)
-        if run is None or run.status not in ("done", "skipped") or run.config_hash != fingerprint(_stage(dep), ctx):
+        if not is_current(run, _stage(dep), ctx):
             raise StageFailed(video_id, stage.name, f"input stage '{dep}' has not finished with the current config")
         reason = _dropped(run.result)
         if reason:
@@ -89,32 +114,90 @@ def _dropped(result: dict[str, Any]) -> str:
     return result.get("filtered") or result.get("skipped") or ""
 
 
-def run_stage(stage: Stage, video_id: str, ctx: Context) -> Outcome:
+def time_limit(stage: Stage, ctx: Context) -> timedelta:
+    """The stage's task timeout: a claim older than this is dead whatever its heartbeat says."""
+    dags = ctx.settings.dags
+    minutes = (dags.download_timeout_minutes if stage.network else
+               dags.model_timeout_minutes if stage.model else dags.cpu_timeout_minutes)
+    return timedelta(minutes=minutes)
+
+
+def _claim(stage: Stage, video_id: str, ctx: Context, fp: str, wait: float) -> str | None:
+    """A claim token, or None when the stage finished meanwhile (another worker did it). Waits up to
+    ``wait`` seconds for a live holder; raises StageBusy after that."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + wait
+    while not ctx.db.claim(video_id, stage.name, fp, token, max_age=time_limit(stage, ctx)):
+        if is_current(ctx.db.run(video_id, stage.name), stage, ctx):
+            return None
+        if time.monotonic() >= deadline:
+            holder = ctx.db.run(video_id, stage.name)
+            raise StageBusy(f"{video_id}: {stage.name} is being run by {holder.worker if holder else 'another worker'}")
+        time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+    return token
+
+
+@contextmanager
+def _heartbeat(ctx: Context, video_id: str, stage: str, token: str) -> Iterator[None]:
+    """Refresh the claim every ``database.heartbeat_seconds`` while the stage runs."""
+    stop = threading.Event()
+    every = ctx.settings.database.heartbeat_seconds
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                if not ctx.db.heartbeat(video_id, stage, token):
+                    log.warning("%s: %s: our claim was taken over", video_id, stage)
+                    return
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
+                log.warning("%s: %s: heartbeat failed: %s", video_id, stage, exc)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{stage}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_stage(stage: Stage, video_id: str, ctx: Context, wait: float = 0.0) -> Outcome:
+    """Run ``stage`` on the video unless it already finished under the current settings.
+
+    ``wait``: seconds to wait while another live worker holds the stage (then its result is used).
+    """
     db = ctx.db
     row = db.video(video_id)
     if row is None:
         raise StageFailed(video_id, stage.name, "unknown video: not found by any search", permanent=True)
     fp = fingerprint(stage, ctx)
     prior = db.run(video_id, stage.name)
-    if prior is not None and prior.status in ("done", "skipped") and prior.config_hash == fp:
+    if is_current(prior, stage, ctx):
         return Outcome(video_id, stage.name, "cached", _dropped(prior.result), prior.result)
 
     filtered = _upstream_filter(stage, ctx, video_id)
-    if not db.claim(video_id, stage.name, fp):
-        raise StageBusy(f"{video_id}: {stage.name} is being run by another worker")
+    token = _claim(stage, video_id, ctx, fp, wait)
+    if token is None:
+        done = db.run(video_id, stage.name)
+        return Outcome(video_id, stage.name, "cached", _dropped(done.result), done.result)
     if filtered:
-        db.finish(video_id, stage.name, "skipped", result={"skipped": filtered})
+        db.finish(video_id, stage.name, "skipped", token, result={"skipped": filtered})
         return Outcome(video_id, stage.name, "skipped", filtered)
 
     db.set_video_status(video_id, "running")
     try:
-        result = stage(Video.from_dict({**row.meta, "video_id": row.video_id, "url": row.url}), ctx)
+        with _heartbeat(ctx, video_id, stage.name, token):
+            result = stage(Video.from_dict({**row.meta, "video_id": row.video_id, "url": row.url}), ctx)
     except BaseException as exc:  # recorded with its reason, then re-raised; timeouts and kills too
         reason = f"{type(exc).__name__}: {exc}".strip().removesuffix(":")
         permanent = bool(getattr(exc, "permanent", False))
         log.debug("stage %s failed on %s:\n%s", stage.name, video_id, traceback.format_exc())
-        db.finish(video_id, stage.name, "failed", error=reason, result={"permanent": permanent})
-        db.set_video_status(video_id, "failed", f"{stage.name}: {reason}")
+        try:
+            result = {"permanent": permanent, "source": source_stamp(row.url)} if permanent else {"permanent": False}
+            db.finish(video_id, stage.name, "failed", token, error=reason, result=result)
+            db.set_video_status(video_id, "failed", f"{stage.name}: {reason}")
+        except ClaimLost as lost:
+            log.warning("%s", lost)
         if not isinstance(exc, Exception):
             raise  # a timeout or a kill from the orchestrator keeps its own type
         raise StageFailed(video_id, stage.name, reason, permanent) from exc
@@ -122,7 +205,11 @@ def run_stage(stage: Stage, video_id: str, ctx: Context) -> Outcome:
     summary = dict(result.summary)
     if result.filtered:
         summary["filtered"] = result.filtered
-    db.finish(video_id, stage.name, "done", artifacts=[a.to_dict() for a in result.artifacts], result=summary)
+    try:
+        db.finish(video_id, stage.name, "done", token, artifacts=[a.to_dict() for a in result.artifacts],
+                  result=summary)
+    except ClaimLost as lost:
+        raise StageBusy(str(lost)) from None
     if result.filtered:
         db.set_video_status(video_id, "filtered", result.filtered)
     return Outcome(video_id, stage.name, "done", result.filtered, summary)

@@ -7,8 +7,10 @@ the stages.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Iterable
 
 from sqlalchemy import func, select
@@ -119,7 +121,7 @@ class VideoState:
     kp_ids: tuple[str, ...]
     dag_ids: tuple[str, ...]
     stages: tuple[StageLine, ...]
-    keyframes: tuple[str, ...]  # store keys, images/<id>/...jpg, in time order
+    keyframes: tuple[str, ...]  # store keys of the keyframe images, in time order
 
     @property
     def failed(self) -> StageLine | None:
@@ -140,8 +142,8 @@ def keyframe_keys(run: StageRun | None, video_id: str) -> tuple[str, ...]:
     """The keyframe images a finished keyframes stage recorded for the video."""
     if run is None or run.status != "done":
         return ()
-    prefix = f"images/{video_id}/"
-    return tuple(a["key"] for a in run.artifacts or [] if a.get("key", "").startswith(prefix))
+    name = re.compile(rf"{re.escape(video_id)}@\d+\.\d_\d+\.\d#\d+\.jpg")  # not the sampled frames' #f<n>
+    return tuple(a["key"] for a in run.artifacts or [] if name.fullmatch(PurePosixPath(a.get("key", "")).name))
 
 
 def video_state(ctx: Context, video_id: str) -> VideoState | None:

@@ -88,10 +88,12 @@ def run_stage(stage_name: str, video_id: str, ctx: Context | None = None) -> Tas
     """Run one stage on one video (raises StageFailed with the recorded reason)."""
     from textbook.pipeline import STAGES, complete_video, stage_by_name
     from textbook.runner import run_stage as _run
+    from textbook.runner import time_limit
 
     ctx = ctx or context()
     stage = stage_by_name(stage_name)
-    out = _run(stage, video_id, ctx)
+    # A live holder (another run on the same video) is waited for, never skipped: its result is ours.
+    out = _run(stage, video_id, ctx, wait=time_limit(stage, ctx).total_seconds())
     if stage is STAGES[-1] or out.reason:
         complete_video(video_id, ctx)
     return TaskOutcome(video_id, stage_name, out.status, out.reason)
@@ -120,13 +122,27 @@ def run_task(task_id: str, video_id: str, ctx: Context | None = None, *, remote_
     return out
 
 
-def pack(kp_ids: list[str] | None = None, ctx: Context | None = None) -> dict[str, Any]:
-    """Export the dataset and its HTML report; returns counts for the corpus asset event."""
+def run_summary(video_ids: list[str], ctx: Context) -> dict[str, Any]:
+    """How the given videos stand: counts by status and failure reasons, most common first."""
+    by_status: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    for vid in video_ids:
+        row = ctx.db.video(vid)
+        by_status[row.status] = by_status.get(row.status, 0) + 1
+        if row.status == "failed":
+            reasons[row.reason] = reasons.get(row.reason, 0) + 1
+    return {"videos": len(video_ids), "by_status": by_status,
+            "failures": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def pack(kp_ids: list[str] | None = None, ctx: Context | None = None, *, force: bool = False) -> dict[str, Any]:
+    """Export the dataset and its HTML report; returns counts for the corpus asset event and
+    whether the dataset changed. Raises PublishRefused when it would lose shipped videos."""
     from textbook.export import export_dataset
     from textbook.report import write_report
 
     ctx = ctx or context()
-    summary = export_dataset(ctx, kp_ids)
+    summary = export_dataset(ctx, kp_ids, force=force)
     report = write_report(summary.root)
     return {"root": str(summary.root), "report": str(report), "samples": summary.samples,
-            "images": summary.images, "videos": summary.videos}
+            "images": summary.images, "videos": summary.videos, "changed": bool(summary.changed)}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from airflow_server import free_port
 
-from textbook import keys
+from textbook.artifacts import read_input
 from textbook.config import load_settings
 from textbook.demo.job import run_demo
 from textbook.export import validate_dataset
@@ -72,10 +72,9 @@ def _lectures(manifest):
 
 def test_captioned_text_matches_narration_and_asr_is_used_without_captions(demo):
     _, _, first, manifest = demo
-    store = first.ctx.store
     for v in _lectures(manifest):
-        transcript = store.get_json(keys.stage_output(v["id"], "transcript"))
-        clips = store.get_json(keys.stage_output(v["id"], "clips"))["clips"]
+        transcript = read_input(first.ctx, v["id"], "transcript")
+        clips = read_input(first.ctx, v["id"], "clips")["clips"]
         spoken = _norm(" ".join(c["text"] for c in v["cues"]))
         if v["has_captions"]:
             assert transcript["source"] == "captions"
@@ -88,8 +87,8 @@ def test_captioned_text_matches_narration_and_asr_is_used_without_captions(demo)
             assert 10 <= c["end"] - c["start"] <= 30
 
 
-def _keyframes_by_state(store, video):
-    doc = store.get_json(keys.stage_output(video["id"], "keyframes"))
+def _keyframes_by_state(ctx, video):
+    doc = read_input(ctx, video["id"], "keyframes")
     frames = [k for c in doc["clips"] for k in c["keyframes"]]
     return [[k for k in frames if s["start"] <= k["time"] < s["end"]] for s in video["states"]], frames
 
@@ -97,17 +96,16 @@ def _keyframes_by_state(store, video):
 def test_each_slide_state_yields_exactly_one_keyframe(demo):
     _, _, first, manifest = demo
     for v in _lectures(manifest):
-        per_state, frames = _keyframes_by_state(first.ctx.store, v)
+        per_state, frames = _keyframes_by_state(first.ctx, v)
         assert [len(f) for f in per_state] == [1] * len(v["states"]), v["id"]
         assert len(frames) == len(v["states"])
 
 
 def test_each_slide_title_appears_in_the_ocr_of_its_keyframe(demo):
     _, _, first, manifest = demo
-    store = first.ctx.store
     for v in _lectures(manifest):
-        ocr = {r["key"]: r["text"] for r in store.get_json(keys.stage_output(v["id"], "ocr"))["results"]}
-        per_state, _ = _keyframes_by_state(store, v)
+        ocr = {r["key"]: r["text"] for r in read_input(first.ctx, v["id"], "ocr")["results"]}
+        per_state, _ = _keyframes_by_state(first.ctx, v)
         for state, frames in zip(v["states"], per_state):
             if state["title"]:
                 assert _norm(state["title"]) in _norm(ocr[frames[0]["key"]]), (v["id"], state["title"])

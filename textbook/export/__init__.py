@@ -3,15 +3,17 @@
 ``export_dataset`` reads only the database and the store, and writes into ``settings.export_root``
 (FORMAT.md): ``obelics/`` shards, the ``clips/`` view, ``videos.jsonl``, the keyframes under
 ``images/`` and the ``README.md`` card. Re-running it on the same input writes the same bytes, and
-it removes what an earlier export left that this one did not write. ``validate_dataset`` checks a
-written dataset against every invariant of FORMAT.md. An ``s3://`` export.root is written locally
+it removes what an earlier export left that this one did not write. It refuses to publish a dataset
+that lost videos the previous one shipped (``PublishRefused``), and says whether anything changed.
+``validate_dataset`` checks a written dataset against every invariant of FORMAT.md. An ``s3://`` export.root is written locally
 the same way, then mirrored to S3 (remote.py).
 """
 
 from __future__ import annotations
 
 import fcntl
-
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -34,7 +36,13 @@ from textbook.store import ArtifactStore, LocalStore
 if TYPE_CHECKING:
     from textbook.context import Context
 
-__all__ = ["ExportSummary", "export_dataset", "validate_dataset"]
+__all__ = ["ExportSummary", "PublishRefused", "export_dataset", "validate_dataset"]
+
+log = logging.getLogger(__name__)
+
+
+class PublishRefused(RuntimeError):
+    """The new export would drop videos the previous one shipped; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class ExportSummary:
     shards: int
     paths: dict[str, Path]
     remote: SyncSummary | None = None  # the S3 mirror, when export.root is an s3:// URL
+    changed: tuple[str, ...] = ()  # dataset files this export created, rewrote or removed
 
 
 def _check_root_apart_from_store(root: Path, store: ArtifactStore) -> None:
@@ -116,24 +125,71 @@ def _copy_images(writer: DatasetWriter, store: ArtifactStore, entries: list[Vide
                 writer.copy_artifact(store, frame.source_key, frame.path)
                 images += 1
             if sampled_frames:
-                for key in clip.sampled:
-                    writer.copy_artifact(store, key, key)
+                for frame in clip.sampled:
+                    writer.copy_artifact(store, frame.source_key, frame.path)
     return images
 
 
-def export_dataset(ctx: Context, kp_ids: list[str] | None = None) -> ExportSummary:
+def export_dataset(ctx: Context, kp_ids: list[str] | None = None, *, force: bool = False) -> ExportSummary:
     """Export the videos found by ``kp_ids`` (default: every video) into ``settings.export_root``.
 
     One export at a time per data root (two DAGs packing at once would remove each other's files);
-    across machines the Airflow pool ``dags.pack_pool`` serialises them.
+    across machines the Airflow pool ``dags.pack_pool`` serialises them. Artifacts that newer
+    published results superseded are deleted first, here, where no export is reading them.
+    ``force`` publishes even when videos the previous export shipped would be lost.
     """
     ctx.settings.data_path.mkdir(parents=True, exist_ok=True)
     with open(ctx.settings.data_path / "export.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _export_dataset(ctx, kp_ids)
+        collect_garbage(ctx)
+        return _export_dataset(ctx, kp_ids, force)
 
 
-def _export_dataset(ctx: Context, kp_ids: list[str] | None) -> ExportSummary:
+def collect_garbage(ctx: Context) -> int:
+    """Delete superseded artifacts no stage run or published result uses any more; returns how many."""
+    deleted = 0
+    for video_id, superseded in ctx.db.superseded().items():
+        referenced = ctx.db.referenced_keys(video_id)
+        for key in superseded:
+            if key not in referenced:
+                ctx.store.delete(key)
+                deleted += 1
+        ctx.db.forget_superseded(superseded)
+    return deleted
+
+
+def previously_shipped(root: Path) -> set[str]:
+    """The videos the dataset now in ``root`` ships (its videos.jsonl), empty when there is none."""
+    path = root / "videos.jsonl"
+    if not path.is_file():
+        return set()
+    shipped = set()
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            if record.get("exported"):
+                shipped.add(record["video_id"])
+    return shipped
+
+
+def _refuse_losses(root: Path, entries: list[VideoEntry], max_share: float) -> None:
+    """Refuse an export that drops shipped videos nobody removed on purpose (a filter that now drops
+    a video is on purpose; a video whose documents went missing is not)."""
+    before = previously_shipped(root)
+    if not before:
+        return
+    kept = {e.video_id for e in entries if e.exported or e.status == "filtered"}
+    lost = sorted(before - kept)
+    if lost and len(lost) > max_share * len(before):
+        why = {e.video_id: e.export_error or e.status for e in entries}
+        shown = ", ".join(f"{v} ({why.get(v, 'no longer in the database')})" for v in lost[:10])
+        raise PublishRefused(
+            f"export refused: {len(lost)} of the {len(before)} videos the dataset in {root} ships would be lost "
+            f"({shown}{' and more' if len(lost) > 10 else ''}); the dataset was left as it was. Fix the cause, "
+            f"or publish anyway with --force (export.max_lost_share allows a share of losses)")
+
+
+def _export_dataset(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSummary:
     settings = ctx.settings
     exp = settings.export
     root = settings.export_root
@@ -143,6 +199,8 @@ def _export_dataset(ctx: Context, kp_ids: list[str] | None) -> ExportSummary:
     entries = load_videos(ctx, kp_ids)
     kps = named if named is not None else _linked_knowledge_points(entries)
     samples = _packed_samples(entries, exp)
+    if not force:
+        _refuse_losses(root, entries, exp.max_lost_share)
 
     root.mkdir(parents=True, exist_ok=True)
     writer = DatasetWriter(root)
@@ -174,4 +232,5 @@ def _export_dataset(ctx: Context, kp_ids: list[str] | None) -> ExportSummary:
         paths["single_json"] = root / SINGLE_JSON
     remote = sync_to_s3(root, target, settings, ctx.store) if target else None
     return ExportSummary(root=root, samples=len(rows), videos=sum(e.exported for e in entries), records=len(entries),
-                         images=images, shards=len(shards), paths=paths, remote=remote)
+                         images=images, shards=len(shards), paths=paths, remote=remote,
+                         changed=tuple(writer.changed))

@@ -17,15 +17,25 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 import textbook
-from textbook.config import Settings
+from textbook.config import Settings, output_knobs
 from textbook.tokens import TOKEN_RULE, count_tokens
 from textbook.export.videos import KnowledgePoint, VideoEntry, failure, filtered_by
 
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
+# The sections whose output knobs decide what the dataset holds; the rest (store, DAGs, database,
+# Airflow, workers) and every operational knob only decide how and where it was made.
+CARD_SECTIONS = ("search", "download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr",
+                 "visual_filter", "export")
+
+
 def public_config(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data, with credentials embedded in URLs (database, proxy) masked."""
+    """The settings that shaped the dataset, as plain data, with credentials in URLs masked.
+
+    Operational knobs and paths are left out: tuning retries or moving the source list must not
+    change a byte of the dataset.
+    """
 
     def clean(value: Any) -> Any:
         if isinstance(value, dict):
@@ -36,7 +46,7 @@ def public_config(settings: Settings) -> dict[str, Any]:
             return _URL_CREDENTIALS.sub("***@", value)
         return value
 
-    return clean(settings.to_dict())
+    return clean({name: output_knobs(getattr(settings, name)) for name in CARD_SECTIONS})
 
 
 def config_hash(config: dict[str, Any]) -> str:

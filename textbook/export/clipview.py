@@ -26,7 +26,7 @@ def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str], f
         "asr": clip.asr,
         "refined_asr": clip.refined_asr,
         # only paths that exist in the dataset: the sampled frames ship with export.sampled_frames
-        "extracted_frames": [path(p) for p in clip.sampled] if frames_shipped else [],
+        "extracted_frames": [path(f.path) for f in clip.sampled] if frames_shipped else [],
         "keyframe_ssim": [path(f.path) for f in clip.frames],
         "ocr": [f.ocr for f in clip.frames],
         "ocr_image": [path(f.path) for f in clip.frames],

@@ -35,6 +35,7 @@ class DatasetWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.written: set[str] = set()
+        self.changed: list[str] = []  # files whose bytes this export changed (new, rewritten or removed)
 
     def path(self, rel: str) -> Path:
         return self.root / check_key(rel)
@@ -47,6 +48,7 @@ class DatasetWriter:
         self.written.add(rel)
         if not (target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data):
             self._atomic(rel, lambda tmp: tmp.write_bytes(data))
+            self.changed.append(rel)
         return target
 
     def write_json(self, rel: str, obj: Any) -> Path:
@@ -59,6 +61,7 @@ class DatasetWriter:
         with store.local_path(key) as src:
             if not (target.is_file() and filecmp.cmp(src, target, shallow=False)):
                 self._atomic(rel, lambda tmp: shutil.copyfile(src, tmp))
+                self.changed.append(rel)
         return target
 
     def remove_stale(self) -> list[str]:
@@ -82,4 +85,5 @@ class DatasetWriter:
                     removed.append(rel)
             if not any(base.iterdir()):
                 base.rmdir()
+        self.changed += removed
         return removed

@@ -9,6 +9,7 @@ visuals are dropped (a talking head, a blank slide) their OCR is dropped with th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any, Iterator
 
 from textbook import keys
@@ -31,6 +32,12 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class SampledFrame:
+    source_key: str
+    path: str  # relative to the dataset root: frames/<video_id>/<name>
+
+
+@dataclass(frozen=True)
 class ClipItem:
     video_id: str
     knowledge_point: str | None
@@ -40,7 +47,7 @@ class ClipItem:
     asr: str  # raw transcript of the clip
     refined_asr: str  # refined transcript, or the raw one where no refinement ran
     frames: tuple[Frame, ...]  # every keyframe SSIM kept, in order
-    sampled: tuple[str, ...]  # sampled frames compared by SSIM: store key == dataset path
+    sampled: tuple["SampledFrame", ...]  # the frames SSIM compared
     visual_kept: bool
     visual_reason: str = ""  # why the visual filter dropped the clip's images
 
@@ -160,10 +167,8 @@ def _clip_item(video_id: str, knowledge_point: str | None, clip: Clip, clip_fram
             raise ExportInputError(f"ocr.json has no result for keyframe {kf.key!r}")
         frames.append(Frame(kf.key, keys.keyframe(video_id, clip.start, clip.end, kf.k),
                             result.text.strip(), result.deduplicated.strip()))
-    sampled = tuple(clip_frames.sampled) if clip_frames else ()
-    for key in sampled:
-        if not key.startswith(f"frames/{video_id}/") or "/" in key.removeprefix(f"frames/{video_id}/"):
-            raise ExportInputError(f"sampled frame key {key!r} is not under frames/{video_id}/")
+    sampled = tuple(SampledFrame(key, keys.sampled_frame_path(video_id, PurePosixPath(key).name))
+                    for key in (clip_frames.sampled if clip_frames else ()))
     raw = (clip.text or "").strip()
     refined = (clip.refined_text or "").strip() or raw
     return ClipItem(video_id, knowledge_point, clip.index, float(clip.start), float(clip.end), raw, refined,

@@ -1,7 +1,9 @@
 """Every video considered, read back from the database and the store, and its ``videos.jsonl`` line.
 
-Only videos whose status is ``done`` contribute samples, but every video gets a record (FORMAT.md
-section 4): which rule dropped it, which stage failed and why, or that it has not finished yet.
+Everything is read from each video's *published* result (its last finished chain), so a re-run in
+progress or failing never changes what is exported. Only videos whose published status is ``done``
+contribute samples, but every video gets a record (FORMAT.md section 4): which rule dropped it,
+which stage failed and why, or that it has not finished yet.
 A finished video whose stage documents are missing or inconsistent is not exported; its record
 says why instead of the export failing for everyone.
 """
@@ -15,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
-from textbook import keys
+from textbook.artifacts import find_key
 from textbook.export.interleave import ClipItem, ExportInputError, build_clips
 from textbook.tokens import count_tokens
 from textbook.records import Verdict
 from textbook.state import StageRun
+from textbook.state.snapshot import snapshot_runs
 from textbook.store import ArtifactStore, MissingArtifact
 
 if TYPE_CHECKING:
@@ -123,12 +126,15 @@ def load_videos(ctx: Context, kp_ids: Sequence[str] | None = None) -> list[Video
     for row in ctx.db.videos(kp_ids=kp_ids):
         links = ctx.db.links(row.video_id)
         meta = dict(row.meta or {})
+        published = row.published
         entry = VideoEntry(
-            video_id=row.video_id, url=row.url, status=row.status, reason=row.reason or "", meta=meta,
+            video_id=row.video_id, url=row.url, meta=meta,
+            status=published["status"] if published else row.status,
+            reason=(published["reason"] if published else row.reason) or "",
             created_at=row.created_at, updated_at=row.updated_at,
             knowledge_points=[kp for kp in (knowledge_point(link.kp_id) for link in links) if kp is not None],
             search_keyword=(links[0].search_keyword if links else "") or meta.get("search_keyword", ""),
-            runs=ctx.db.runs(row.video_id),
+            runs=snapshot_runs(row.video_id, published) if published else ctx.db.runs(row.video_id),
         )
         try:
             _load_documents(entry, ctx.store)
@@ -140,24 +146,37 @@ def load_videos(ctx: Context, kp_ids: Sequence[str] | None = None) -> list[Video
     return entries
 
 
+def _doc_key(entry: VideoEntry, stage: str, name: str = "") -> str | None:
+    """The store key of a document the entry's run of ``stage`` recorded."""
+    run = entry.run(stage)
+    return find_key(run.artifacts or [], name or f"{stage}.json") if run is not None else None
+
+
 def _load_documents(entry: VideoEntry, store: ArtifactStore) -> None:
     vid = entry.video_id
-    entry.info = _read_object(store, keys.info(vid))
+
+    def obj(stage: str, name: str = "") -> dict[str, Any]:
+        key = _doc_key(entry, stage, name)
+        return _read_object(store, key) if key else {}
+
+    entry.info = obj("download", "info.json")
     transcript_run = entry.run("transcript")
     entry.transcript_source = (transcript_run.result.get("source") if transcript_run else None) or None
     if entry.transcript_source is None and transcript_run is not None:
-        entry.transcript_source = _read_object(store, keys.stage_output(vid, "transcript")).get("source")
-    entry.filters = _read_object(store, keys.stage_output(vid, "filters"))
+        entry.transcript_source = obj("transcript").get("source")
+    entry.filters = obj("filters")
     if entry.run("refine") is not None:
-        refine = _read_object(store, keys.stage_output(vid, "refine"))
+        refine = obj("refine")
         entry.refine = {k: refine.get(k) for k in ("backend", "score", "reason")}
     if entry.status != "done":
         return
     docs = {}
     for stage in EXPORT_STAGES:
-        doc = _read_json(store, keys.stage_output(vid, stage))
+        key = _doc_key(entry, stage)
+        doc = _read_json(store, key) if key else None
         if doc is None:
-            raise ExportInputError(f"finished video has no {keys.stage_output(vid, stage)}")
+            raise ExportInputError(f"finished video has no {stage}.json"
+                                   + (f" ({key} is missing from the store)" if key else " recorded"))
         docs[stage] = doc
     kp = entry.knowledge_point
     clips = build_clips(vid, kp.id if kp else None, docs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from textbook.records import Video
 from textbook.sources.base import SourceError, dedup, safe_id_from_url
@@ -25,3 +26,15 @@ class LocalSource:
         videos = [Video(video_id=safe_id_from_url(p.as_uri()), url=p.as_uri(), source=self.name, title=p.stem,
                         search_keyword=query, rank=i + 1) for i, p in enumerate(files)]
         return dedup(videos)[:limit]
+
+
+def source_stamp(url: str) -> str:
+    """Size and modification time of a local source file ("" for remote sources): a permanent
+    failure is tried again once the file behind it changes."""
+    if not url.startswith("file:"):
+        return ""
+    try:
+        st = Path(unquote(urlparse(url).path)).stat()
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"

@@ -68,8 +68,11 @@ def base_options(cfg: DownloadSettings, logger: YtdlpLog | None = None) -> dict[
         "noprogress": True,
         "logger": logger or YtdlpLog(),
         "socket_timeout": cfg.socket_timeout,
-        "retries": cfg.retries,
-        "fragment_retries": cfg.retries,
+        # yt-dlp's own retries stay small and inside ours (with_retries), which own the budget
+        "retries": cfg.http_retries,
+        "fragment_retries": cfg.http_retries,
+        "extractor_retries": cfg.http_retries,
+        "file_access_retries": cfg.http_retries,
         "retry_sleep_functions": {"http": lambda n: cfg.retry_backoff * 2 ** n,
                                   "fragment": lambda n: cfg.retry_backoff * 2 ** n},
     }
@@ -116,16 +119,26 @@ def classify(exc: BaseException) -> FetchError:
 
 
 def with_retries(what: str, cfg: DownloadSettings, call: Callable[[], T]) -> T:
-    """Run ``call``; retry transient failures (5xx, 429, timeouts) with exponential backoff."""
-    attempt = 0
+    """Run ``call``; retry transient failures (5xx, 429, timeouts) with exponential backoff.
+
+    The one budget for a video: ``download.retries`` attempts, at most ``download.max_stalls`` of
+    them ending in a socket timeout (a stalled server rarely recovers within minutes), and never
+    past ``download.deadline_seconds`` in all.
+    """
+    attempt = stalls = 0
+    deadline = time.monotonic() + cfg.deadline_seconds
     while True:
         try:
             return call()
         except DownloadError as exc:
             err = classify(exc)
-        if not err.transient or attempt >= cfg.retries:
-            raise err
+        stalls += err.reason == "timeout"
         delay = cfg.retry_backoff * 2 ** attempt
+        if not err.transient or attempt >= cfg.retries or stalls >= cfg.max_stalls:
+            raise err
+        if time.monotonic() + delay > deadline:
+            raise FetchError(err.reason, f"{err.detail} (gave up: download.deadline_seconds "
+                                         f"{cfg.deadline_seconds:g} s spent)")
         log.info("%s: %s; retry %d/%d in %.1fs", what, err.reason, attempt + 1, cfg.retries, delay)
         time.sleep(delay)
         attempt += 1

@@ -6,7 +6,8 @@ import tempfile
 import wave
 from pathlib import Path
 
-from textbook import keys, media
+from textbook import media
+from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.records import Video
 from textbook.stages.base import StageResult, stage
@@ -14,7 +15,7 @@ from textbook.stages.base import StageResult, stage
 
 @stage("audio", sections=("audio",), requires=("download",))
 def run(video: Video, ctx: Context) -> StageResult:
-    info = ctx.store.get_json(keys.info(video.video_id))
+    info = read_input(ctx, video.video_id, "download", "info.json")
     rate = ctx.settings.audio.sample_rate
     with tempfile.TemporaryDirectory(prefix="textbook-audio-") as tmp:
         wav = Path(tmp) / "audio.wav"
@@ -22,7 +23,7 @@ def run(video: Video, ctx: Context) -> StageResult:
             media.extract_audio(src, wav, rate)  # MediaError "<file>: no audio track" when there is none
         with wave.open(str(wav), "rb") as w:
             duration = w.getnframes() / w.getframerate()
-        ref = ctx.store.put_file(keys.audio(video.video_id), wav)
+        ref = ctx.store.put_file(output_key(ctx, video.video_id, "audio", "audio.wav"), wav)
     return StageResult(artifacts=[ref], summary={"duration": round(duration, 3), "sample_rate": rate})
 
 

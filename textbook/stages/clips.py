@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from textbook import keys
+from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.records import Clip, Segment, Transcript, Video, Word
 from textbook.stages.base import StageResult, stage
@@ -118,12 +118,12 @@ def run(video: Video, ctx: Context) -> StageResult:
     if not 0 < cfg.min_seconds <= cfg.max_seconds:
         raise ValueError(f"clips: need 0 < min_seconds <= max_seconds, got {cfg.min_seconds}, {cfg.max_seconds}")
     vid = video.video_id
-    transcript = Transcript.from_dict(ctx.store.get_json(keys.stage_output(vid, "transcript")))
-    refine = ctx.store.get_json(keys.stage_output(vid, "refine"))
+    transcript = Transcript.from_dict(read_input(ctx, vid, "transcript"))
+    refine = read_input(ctx, vid, "refine")
     refined = None if refine["backend"] == "none" else [Segment.from_dict(s) for s in refine["segments"]]
-    duration = float(ctx.store.get_json(keys.info(vid)).get("duration") or 0.0)
+    duration = float(read_input(ctx, vid, "download", "info.json").get("duration") or 0.0)
     clips = cut_clips(transcript.segments, duration, cfg.min_seconds, cfg.max_seconds, refined)
-    ref = ctx.store.put_json(keys.stage_output(vid, "clips"), {"clips": [c.to_dict() for c in clips]})
+    ref = ctx.store.put_json(output_key(ctx, vid, "clips", "clips.json"), {"clips": [c.to_dict() for c in clips]})
     lengths = [c.end - c.start for c in clips]
     return StageResult(artifacts=[ref], summary={"clips": len(clips),
                                                  "mean_seconds": round(sum(lengths) / len(lengths), 2) if clips else 0})

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from textbook import keys, media
+from textbook.artifacts import output_key
 from textbook.context import Context
 from textbook.records import Video
 from textbook.sources.ytdlp import FetchError, YtdlpLog, available_captions, base_options, extract
@@ -85,19 +86,20 @@ def run(video: Video, ctx: Context) -> StageResult:
         probe = media.probe(path)
         if not probe.has_video:
             raise media.MediaError(f"{path.name}: no video stream")
+        media.check_complete(path, probe)
         ext = path.suffix.lstrip(".").lower() or "mp4"
-        refs: list[ArtifactRef] = [ctx.store.put_file(keys.media(video.video_id, ext), path)]
+        refs: list[ArtifactRef] = [ctx.store.put_file(output_key(ctx, video.video_id, "download", keys.media_name(ext)), path)]
         caption_docs = []
         for lang, kind, cpath in captions:
             cext = cpath.suffix.lstrip(".")
-            ref = ctx.store.put_file(keys.captions(video.video_id, lang, kind, cext), cpath)
+            ref = ctx.store.put_file(output_key(ctx, video.video_id, "download", keys.captions_name(lang, kind, cext)), cpath)
             refs.append(ref)
             caption_docs.append({"lang": lang, "kind": kind, "key": ref.key, "ext": cext})
     meta = _metadata(video, info, probe)
     available = available_captions(info) if video.source != "local" else _caption_index(caption_docs)
     doc = {**meta, "video_id": video.video_id, "url": video.url, "media_key": refs[0].key, "captions": caption_docs,
            "has_audio": probe.has_audio, "width": probe.width, "height": probe.height, "fps": probe.fps}
-    refs.append(ctx.store.put_json(keys.info(video.video_id), doc))
+    refs.append(ctx.store.put_json(output_key(ctx, video.video_id, "download", "info.json"), doc))
     ctx.db.update_video_meta(video.video_id, {**meta, "captions": available})
     return StageResult(artifacts=refs, summary={"duration": probe.duration, "captions": len(caption_docs),
                                                 "height": probe.height})

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from textbook import keys
+from textbook.artifacts import input_key, output_key, read_input
 from textbook.config import FilterSettings
 from textbook.context import Context
 from textbook.language import scores
@@ -127,8 +127,8 @@ def metadata_verdicts(video: Video, ctx: Context, rules: tuple[MetadataRule, ...
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.filters
     vid = video.video_id
-    transcript = Transcript.from_dict(ctx.store.get_json(keys.stage_output(vid, "transcript")))
-    with ctx.store.local_path(keys.audio(vid)) as wav:
+    transcript = Transcript.from_dict(read_input(ctx, vid, "transcript"))
+    with ctx.store.local_path(input_key(ctx, vid, "audio", "audio.wav")) as wav:
         duration, dbfs = wav_loudness(wav)
     text = transcript.text
     language_scores = scores(text)
@@ -144,7 +144,7 @@ def run(video: Video, ctx: Context) -> StageResult:
     reason = f"{failed.name}: {failed.reason}" if failed else ""
     doc = {"kept": failed is None, "reason": reason, "language": language,
            "language_confidence": round(confidence, 4), "verdicts": [v.to_dict() for v in verdicts]}
-    ref = ctx.store.put_json(keys.stage_output(vid, "filters"), doc)
+    ref = ctx.store.put_json(output_key(ctx, vid, "filters", "filters.json"), doc)
     summary = {"kept": failed is None, "language": language, "duration": round(duration, 3),
                "dbfs": round(dbfs, 2), "failed": [v.name for v in verdicts if not v.passed],
                "verdicts": doc["verdicts"]}  # also in the database: videos.jsonl needs them without the store

@@ -18,6 +18,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from textbook import keys
+from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.frames import iter_frames
 from textbook.records import Clip, ClipFrames, Keyframe, Video
@@ -54,8 +55,8 @@ def _clip_of(starts: list[float], clips: list[Clip], t: float) -> Clip | None:
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.keyframes
     vid, store = video.video_id, ctx.store
-    media_key = store.get_json(keys.info(vid))["media_key"]
-    clips = sorted((Clip.from_dict(c) for c in store.get_json(keys.stage_output(vid, "clips"))["clips"]),
+    media_key = read_input(ctx, vid, "download", "info.json")["media_key"]
+    clips = sorted((Clip.from_dict(c) for c in read_input(ctx, vid, "clips")["clips"]),
                    key=lambda c: c.start)
     starts = [c.start for c in clips]
     frames = {c.index: ClipFrames(c.index, [], []) for c in clips}
@@ -78,26 +79,21 @@ def run(video: Video, ctx: Context) -> StageResult:
                 sampled += 1
                 image = Image.fromarray(frame)
                 if cfg.keep_sampled_frames:
-                    key = keys.sampled_frame(vid, clip.start, clip.end, len(out.sampled) + 1)
+                    key = output_key(ctx, vid, "keyframes", keys.sampled_frame_name(vid, clip.start, clip.end, len(out.sampled) + 1))
                     refs.append(store.put_bytes(key, _jpeg(_resized(image, cfg.sample_width), cfg.jpeg_quality)))
                     out.sampled.append(key)
                 small = compare_image(frame, cfg.compare_width)
                 if reference is not None and ssim(reference, small) >= cfg.ssim_threshold:
                     continue
                 reference = small
-                key = keys.keyframe(vid, clip.start, clip.end, len(out.keyframes) + 1)
+                key = output_key(ctx, vid, "keyframes", keys.keyframe_name(vid, clip.start, clip.end, len(out.keyframes) + 1))
                 refs.append(store.put_bytes(key, _jpeg(image, cfg.jpeg_quality)))
                 out.keyframes.append(Keyframe(clip.index, len(out.keyframes) + 1, round(t, 3), key))
-
-    written = {r.key for r in refs}
-    for prefix in (f"images/{vid}/", f"frames/{vid}/"):  # drop what an earlier run with other knobs left
-        for stale in [k for k in store.list(prefix) if k not in written]:
-            store.delete(stale)
 
     document = {"clips": [frames[c.index].to_dict() for c in sorted(clips, key=lambda c: c.index)],
                 "params": {"fps": cfg.fps, "threshold": cfg.ssim_threshold, "compare_width": cfg.compare_width,
                            "reset_per_clip": cfg.reset_per_clip}}
-    refs.append(store.put_json(keys.stage_output(vid, "keyframes"), document))
+    refs.append(store.put_json(output_key(ctx, vid, "keyframes", "keyframes.json"), document))
     count = sum(len(f.keyframes) for f in frames.values())
     return StageResult(artifacts=refs, summary={"keyframes": count, "sampled": sampled})
 

@@ -12,7 +12,7 @@ import difflib
 import shutil
 from pathlib import Path
 
-from textbook import keys
+from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.records import ClipFrames, OcrResult, Video
 from textbook.stages.base import StageResult, stage
@@ -66,7 +66,7 @@ def run(video: Video, ctx: Context) -> StageResult:
         raise ValueError(f"ocr.backend: unknown OCR backend {cfg.backend!r} (expected 'tesseract')")
     engine: Tesseract = ctx.backend(f"tesseract:{cfg.language}", lambda: Tesseract(cfg.language))
     vid, store = video.video_id, ctx.store
-    clip_frames = [ClipFrames.from_dict(c) for c in store.get_json(keys.stage_output(vid, "keyframes"))["clips"]]
+    clip_frames = [ClipFrames.from_dict(c) for c in read_input(ctx, vid, "keyframes")["clips"]]
     keyframes = sorted((k for c in clip_frames for k in c.keyframes), key=lambda k: (k.time, k.clip_index, k.k))
 
     results: list[OcrResult] = []
@@ -78,7 +78,7 @@ def run(video: Video, ctx: Context) -> StageResult:
         results.append(OcrResult(keyframe.key, "\n".join(lines), "\n".join(fresh)))
         previous = lines
 
-    ref = store.put_json(keys.stage_output(vid, "ocr"), {"results": [r.to_dict() for r in results]})
+    ref = store.put_json(output_key(ctx, vid, "ocr", "ocr.json"), {"results": [r.to_dict() for r in results]})
     chars = sum(len(r.text) for r in results)
     return StageResult(artifacts=[ref], summary={"keyframes": len(results), "chars": chars,
                                                  "deduplicated_chars": sum(len(r.deduplicated) for r in results)})

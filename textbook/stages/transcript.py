@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from textbook import keys
+from textbook.artifacts import input_key, output_key, read_input
 from textbook.context import Context
 from textbook.records import Transcript, Video
 from textbook.stages.base import StageResult, stage
@@ -58,7 +58,7 @@ def run(video: Video, ctx: Context) -> StageResult:
     transcript: Transcript | None = None
     rejected: list[str] = []
     if cfg.prefer_captions:
-        info = ctx.store.get_json(keys.info(vid))
+        info = read_input(ctx, vid, "download", "info.json")
         for track in caption_choices(info.get("captions") or [], cfg.language, ctx.settings.download.auto_captions):
             auto = track["kind"] == "auto"
             text = ctx.store.get_bytes(track["key"]).decode("utf-8-sig", errors="replace")
@@ -73,9 +73,9 @@ def run(video: Video, ctx: Context) -> StageResult:
             break
     if transcript is None:
         asr = ctx.backend(f"asr:{cfg.asr_backend}", lambda: get_asr(cfg))
-        with ctx.store.local_path(keys.audio(vid)) as wav:
+        with ctx.store.local_path(input_key(ctx, vid, "audio", "audio.wav")) as wav:
             transcript = Transcript(asr.name, cfg.language, asr.transcribe(wav, cfg.language))
-    ref = ctx.store.put_json(keys.stage_output(vid, "transcript"), transcript.to_dict())
+    ref = ctx.store.put_json(output_key(ctx, vid, "transcript", "transcript.json"), transcript.to_dict())
     summary: dict[str, Any] = {"source": transcript.source, "segments": len(transcript.segments),
                                "tokens": count_tokens(transcript.text)}
     if rejected:

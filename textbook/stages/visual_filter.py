@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from textbook import keys
+from textbook.artifacts import output_key, read_input
 from textbook.config import VisualFilterSettings
 from textbook.context import Context
 from textbook.embeddings import Embedder, cosine
@@ -108,10 +108,10 @@ def run(video: Video, ctx: Context) -> StageResult:
     if cfg.backend not in ("heuristic", "none"):
         raise ValueError(f"visual_filter.backend: unknown backend {cfg.backend!r} (expected 'heuristic' or 'none')")
     vid, store = video.video_id, ctx.store
-    clips = [Clip.from_dict(c) for c in store.get_json(keys.stage_output(vid, "clips"))["clips"]]
+    clips = [Clip.from_dict(c) for c in read_input(ctx, vid, "clips")["clips"]]
     frames = {c["clip_index"]: ClipFrames.from_dict(c)
-              for c in store.get_json(keys.stage_output(vid, "keyframes"))["clips"]}
-    ocr = {r["key"]: r["text"] for r in store.get_json(keys.stage_output(vid, "ocr"))["results"]}
+              for c in read_input(ctx, vid, "keyframes")["clips"]}
+    ocr = {r["key"]: r["text"] for r in read_input(ctx, vid, "ocr")["results"]}
 
     verdicts: list[ClipVisual] = []
     for clip in clips:
@@ -130,7 +130,7 @@ def run(video: Video, ctx: Context) -> StageResult:
         verdicts.append(decide(clip, looks, texts, cfg,
                                lambda pair: ctx.backend("embedder", Embedder).encode(pair)))
 
-    ref = store.put_json(keys.stage_output(vid, "visual_filter"), {"clips": [v.to_dict() for v in verdicts]})
+    ref = store.put_json(output_key(ctx, vid, "visual_filter", "visual_filter.json"), {"clips": [v.to_dict() for v in verdicts]})
     kept = sum(v.kept for v in verdicts)
     reasons: dict[str, int] = {}
     for v in verdicts:

@@ -1,24 +1,38 @@
-"""The few queries stages need: register, claim, finish, fail, and read back for status and export."""
+"""The few queries stages need: register, claim, heartbeat, finish, publish, and read back.
+
+Every method is one short transaction, retried with backoff when the database is briefly gone
+(a restart, a failover) for ``retry_seconds``; claims carry a token so a retried claim that did
+commit is recognised as ours.
+"""
 
 from __future__ import annotations
 
-import os
-import socket
+import fcntl
+import functools
+import logging
+import time
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from sqlalchemy import create_engine, event, select, text, update
+from sqlalchemy import create_engine, delete, event, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from textbook.records import Video
-from textbook.state.models import KnowledgePointRow, StageRun, VideoKnowledgePoint, VideoRow, utcnow
+from textbook.state.models import (KnowledgePointRow, StageRun, SupersededArtifact, VideoKnowledgePoint, VideoRow,
+                                   utcnow)
+from textbook.state.owner import gone_here, this_process
 
-# A run still marked 'running' after this long is taken to belong to a dead worker.
-STALE_AFTER = timedelta(hours=6)
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ClaimLost(RuntimeError):
+    """Another worker took this stage over (our lease expired): our result must not overwrite its."""
 
 
 def _engine(url: str) -> Engine:
@@ -37,28 +51,87 @@ def _engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+def retried(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a StateDB method again after a transient database error, with backoff, for up to
+    ``retry_seconds``; then the error goes to the caller."""
+
+    @functools.wraps(method)
+    def wrapper(self: "StateDB", *args: Any, **kwargs: Any) -> T:
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.2
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except DBAPIError as exc:
+                if not _transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("state database unavailable (%s); retrying in %.1fs",
+                            str(exc.orig).strip().splitlines()[0] if exc.orig else exc, delay)
+                self.engine.dispose()  # drop pooled connections to the old server
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    return wrapper
+
+
+def _upsert(session: Session, model: type, values: dict[str, Any], keys: Sequence[str],
+            update_fields: Sequence[str] = ()) -> None:
+    """INSERT ... ON CONFLICT: two workers registering the same row never collide."""
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model).values(**values)
+    if update_fields:
+        stmt = stmt.on_conflict_do_update(index_elements=list(keys),
+                                          set_={f: stmt.excluded[f] for f in update_fields})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+    session.execute(stmt)
+
+
+def _keys(artifacts: Iterable[dict[str, Any]] | None) -> set[str]:
+    return {a["key"] for a in artifacts or [] if isinstance(a, dict) and a.get("key")}
+
+
+def published_keys(snapshot: dict[str, Any] | None) -> set[str]:
+    """Every artifact key a published result refers to."""
+    return {k for run in (snapshot or {}).get("runs", []) for k in _keys(run.get("artifacts"))}
 
 
 class StateDB:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, retry_seconds: float = 60.0, lease_seconds: float = 120.0) -> None:
         self.url = url
         self.engine = _engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.retry_seconds = retry_seconds
+        self.lease = timedelta(seconds=lease_seconds)
 
+    @retried
     def create_schema(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent; safe for racing workers)."""
+        """Bring the schema to the newest Alembic revision (idempotent; racing workers migrate one
+        at a time: an advisory lock on Postgres, a file lock beside the SQLite file)."""
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":  # workers starting together migrate one at a time
+        with self._migration_lock(), self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if not path or path == ":memory:":
+            yield
+            return
+        with open(f"{path}.migrate.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -67,29 +140,35 @@ class StateDB:
 
     # -- registration -------------------------------------------------------------------------
 
+    @retried
     def upsert_knowledge_points(self, kps: Iterable[Any]) -> None:
+        fields = ("subject", "course", "sub_course", "name", "path", "query", "level")
         with self.session() as s:
             for kp in kps:
-                s.merge(KnowledgePointRow(id=kp.id, subject=kp.subject, course=kp.course, sub_course=kp.sub_course,
-                                          name=kp.name, path=kp.path, query=kp.query, level=kp.level))
+                _upsert(s, KnowledgePointRow, {"id": kp.id, **{f: getattr(kp, f) for f in fields}}, ["id"], fields)
 
+    @retried
     def add_video(self, video: Video, kp_id: str | None = None) -> bool:
         """Record a found video and link it to ``kp_id``; True when the video is new to the database."""
         with self.session() as s:
-            row = s.get(VideoRow, video.video_id)
-            new = row is None
-            if new:
-                s.add(VideoRow(video_id=video.video_id, url=video.url, source=video.source, meta=video.to_dict()))
-            if kp_id and s.get(VideoKnowledgePoint, (video.video_id, kp_id)) is None:
-                s.add(VideoKnowledgePoint(video_id=video.video_id, kp_id=kp_id,
-                                          search_keyword=video.search_keyword, rank=video.rank))
+            new = s.get(VideoRow, video.video_id) is None
+            now = utcnow()
+            _upsert(s, VideoRow, {"video_id": video.video_id, "url": video.url, "source": video.source,
+                                  "meta": video.to_dict(), "status": "new", "reason": "", "created_at": now,
+                                  "updated_at": now}, ["video_id"])
+            if kp_id:
+                _upsert(s, VideoKnowledgePoint, {"video_id": video.video_id, "kp_id": kp_id,
+                                                 "search_keyword": video.search_keyword, "rank": video.rank,
+                                                 "found_at": now}, ["video_id", "kp_id"])
         return new
 
+    @retried
     def update_video_meta(self, video_id: str, meta: dict[str, Any]) -> None:
         with self.session() as s:
             row = s.get(VideoRow, video_id)
             row.meta = {**(row.meta or {}), **meta}
 
+    @retried
     def set_video_status(self, video_id: str, status: str, reason: str = "") -> None:
         with self.session() as s:
             s.execute(update(VideoRow).where(VideoRow.video_id == video_id)
@@ -97,10 +176,12 @@ class StateDB:
 
     # -- reads ------------------------------------------------------------------------------
 
+    @retried
     def video(self, video_id: str) -> VideoRow | None:
         with self.session() as s:
             return s.get(VideoRow, video_id)
 
+    @retried
     def videos(self, kp_ids: Sequence[str] | None = None, status: str | None = None) -> list[VideoRow]:
         with self.session() as s:
             q = select(VideoRow).order_by(VideoRow.video_id)
@@ -111,19 +192,23 @@ class StateDB:
                 q = q.where(VideoRow.status == status)
             return list(s.scalars(q))
 
+    @retried
     def links(self, video_id: str) -> list[VideoKnowledgePoint]:
         with self.session() as s:
             return list(s.scalars(select(VideoKnowledgePoint).where(VideoKnowledgePoint.video_id == video_id)
                                   .order_by(VideoKnowledgePoint.found_at, VideoKnowledgePoint.kp_id)))
 
+    @retried
     def knowledge_point(self, kp_id: str) -> KnowledgePointRow | None:
         with self.session() as s:
             return s.get(KnowledgePointRow, kp_id)
 
+    @retried
     def run(self, video_id: str, stage: str) -> StageRun | None:
         with self.session() as s:
             return s.scalars(select(StageRun).where(StageRun.video_id == video_id, StageRun.stage == stage)).first()
 
+    @retried
     def runs(self, video_id: str | None = None) -> list[StageRun]:
         with self.session() as s:
             q = select(StageRun).order_by(StageRun.video_id, StageRun.id)
@@ -133,43 +218,134 @@ class StateDB:
 
     # -- stage lifecycle ----------------------------------------------------------------------
 
-    def claim(self, video_id: str, stage: str, config_hash: str, worker: str | None = None) -> bool:
-        """Mark (video, stage) running for this worker. False if another live worker holds it.
-
-        A conditional UPDATE, so two workers racing for the same run cannot both win, on SQLite
-        and on Postgres alike.
-        """
-        worker = worker or worker_name()
+    def stale_reason(self, run: StageRun, max_age: timedelta | None = None) -> str:
+        """Why a 'running' claim no longer belongs to a live worker ('' while it does)."""
+        if run.status != "running":
+            return ""
+        if gone_here(run.owner_host, run.owner_pid, run.owner_started):
+            return f"owner gone ({run.owner_host}:{run.owner_pid} has exited)"
         now = utcnow()
-        try:
-            with self.session() as s:
-                if s.scalars(select(StageRun.id).where(StageRun.video_id == video_id,
-                                                       StageRun.stage == stage)).first() is None:
-                    s.add(StageRun(video_id=video_id, stage=stage, status="running", attempts=1, worker=worker,
-                                   config_hash=config_hash, started_at=now, artifacts=[], result={}))
-                    return True
-        except IntegrityError:
-            pass  # another worker inserted it first: fall through to the conditional update
+        beat = run.heartbeat_at or run.started_at
+        if beat is None or beat < now - self.lease:
+            return f"owner gone (no heartbeat for over {self.lease.total_seconds():g} s)"
+        if max_age is not None and run.started_at is not None and run.started_at < now - max_age:
+            return f"over its time limit ({max_age.total_seconds() / 60:g} min)"
+        return ""
+
+    @retried
+    def claim(self, video_id: str, stage: str, config_hash: str, token: str,
+              max_age: timedelta | None = None) -> bool:
+        """Mark (video, stage) running for this process under ``token``. False while another live
+        worker holds it; a claim whose owner is gone (or past ``max_age``) is taken over.
+
+        Compare-and-set on the claim token, so two workers racing for the same run cannot both win,
+        on SQLite and on Postgres alike; a retry of a claim that did commit finds its own token.
+        """
+        owner, now = this_process(), utcnow()
+        claim = {"status": "running", "worker": owner.label, "owner_host": owner.host, "owner_pid": owner.pid,
+                 "owner_started": owner.started, "claim_token": token, "heartbeat_at": now, "started_at": now,
+                 "config_hash": config_hash}
         with self.session() as s:
-            res = s.execute(
-                update(StageRun)
-                .where(StageRun.video_id == video_id, StageRun.stage == stage,
-                       (StageRun.status != "running") | (StageRun.started_at < now - STALE_AFTER))
-                .values(status="running", attempts=StageRun.attempts + 1, worker=worker, error="",
-                        config_hash=config_hash, started_at=now, finished_at=None, seconds=None)
-            )
+            _upsert(s, StageRun, {"video_id": video_id, "stage": stage, "attempts": 0, "error": "",
+                                  "artifacts": [], "result": {}, **claim, "status": "new"}, ["video_id", "stage"])
+            row = s.scalars(select(StageRun).where(StageRun.video_id == video_id, StageRun.stage == stage)).one()
+            if row.claim_token == token and row.status == "running":
+                return True
+            if row.status == "running" and not self.stale_reason(row, max_age):
+                return False
+            if row.status == "running":
+                log.warning("%s: %s: taking over a stale claim: %s", video_id, stage, self.stale_reason(row, max_age))
+            res = s.execute(update(StageRun)
+                            .where(StageRun.id == row.id, StageRun.status == row.status,
+                                   StageRun.claim_token == row.claim_token)
+                            .values(**claim, attempts=StageRun.attempts + 1, error="", finished_at=None, seconds=None))
             return res.rowcount == 1
 
-    def finish(self, video_id: str, stage: str, status: str, *, artifacts: list[dict[str, Any]] | None = None,
-               result: dict[str, Any] | None = None, error: str = "") -> None:
+    @retried
+    def heartbeat(self, video_id: str, stage: str, token: str) -> bool:
+        """Refresh our claim; False when it is no longer ours."""
+        with self.session() as s:
+            res = s.execute(update(StageRun)
+                            .where(StageRun.video_id == video_id, StageRun.stage == stage,
+                                   StageRun.claim_token == token, StageRun.status == "running")
+                            .values(heartbeat_at=utcnow()))
+            return res.rowcount == 1
+
+    @retried
+    def finish(self, video_id: str, stage: str, status: str, token: str, *,
+               artifacts: list[dict[str, Any]] | None = None, result: dict[str, Any] | None = None,
+               error: str = "") -> None:
+        """Record the outcome of our claim. Keys the previous run wrote and neither this run nor the
+        published result uses are marked superseded. Raises ClaimLost if the claim was taken over."""
         if status not in ("done", "skipped", "failed"):
             raise ValueError(f"bad final status {status!r}")
         now = utcnow()
+        artifacts = [] if status == "failed" else (artifacts or [])
         with self.session() as s:
             run = s.scalars(select(StageRun).where(StageRun.video_id == video_id, StageRun.stage == stage)).one()
+            if run.claim_token != token:
+                raise ClaimLost(f"{video_id}: {stage}: the claim was taken over by {run.worker}")
+            if run.status != "running":
+                if run.status == status:
+                    return  # a retry of a finish that did commit
+                raise ClaimLost(f"{video_id}: {stage}: the claim is no longer running ({run.status})")
+            video = s.get(VideoRow, video_id)
+            dropped = _keys(run.artifacts) - _keys(artifacts) - published_keys(video.published if video else None)
+            self._supersede(s, video_id, dropped)
             run.status = status
             run.error = error
             run.finished_at = now
             run.seconds = (now - run.started_at).total_seconds() if run.started_at else None
             run.result = result or {}
-            run.artifacts = [] if status == "failed" else (artifacts or [])
+            run.artifacts = artifacts
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    @retried
+    def publish(self, video_id: str, snapshot: dict[str, Any]) -> None:
+        """Make ``snapshot`` the video's published result; keys only the old one used are superseded."""
+        with self.session() as s:
+            video = s.get(VideoRow, video_id)
+            new_keys = published_keys(snapshot)
+            live = {k for r in s.scalars(select(StageRun).where(StageRun.video_id == video_id))
+                    for k in _keys(r.artifacts)}
+            self._supersede(s, video_id, published_keys(video.published) - new_keys - live)
+            if new_keys:
+                s.execute(delete(SupersededArtifact).where(SupersededArtifact.key.in_(sorted(new_keys))))
+            video.published = snapshot
+            video.published_at = utcnow()
+
+    @staticmethod
+    def _supersede(s: Session, video_id: str, keys: set[str]) -> None:
+        for key in sorted(keys):
+            _upsert(s, SupersededArtifact, {"key": key, "video_id": video_id, "superseded_at": utcnow()}, ["key"])
+
+    @retried
+    def superseded(self) -> dict[str, list[str]]:
+        """Superseded keys by video, for videos with no stage running (a running stage may be
+        rewriting one of them)."""
+        with self.session() as s:
+            busy = select(StageRun.video_id).where(StageRun.status == "running")
+            rows = s.execute(select(SupersededArtifact.video_id, SupersededArtifact.key)
+                             .where(SupersededArtifact.video_id.not_in(busy))
+                             .order_by(SupersededArtifact.key)).all()
+        out: dict[str, list[str]] = {}
+        for vid, key in rows:
+            out.setdefault(vid, []).append(key)
+        return out
+
+    @retried
+    def referenced_keys(self, video_id: str) -> set[str]:
+        """Every key the video's stage runs or published result still use."""
+        with self.session() as s:
+            video = s.get(VideoRow, video_id)
+            live = {k for r in s.scalars(select(StageRun).where(StageRun.video_id == video_id))
+                    for k in _keys(r.artifacts)}
+            return live | published_keys(video.published if video else None)
+
+    @retried
+    def forget_superseded(self, keys: Iterable[str]) -> None:
+        keys = sorted(keys)
+        if keys:
+            with self.session() as s:
+                s.execute(delete(SupersededArtifact).where(SupersededArtifact.key.in_(keys)))

@@ -1,4 +1,5 @@
-"""Tables: knowledge points, videos (one row however many knowledge points found it), stage runs."""
+"""Tables: knowledge points, videos (one row however many knowledge points found it), stage runs,
+and the artifacts a newer published result superseded (deleted by the next export)."""
 
 from __future__ import annotations
 
@@ -42,13 +43,18 @@ class VideoRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # The last finished chain (status, reason and every stage run as it was): what the export ships,
+    # untouched while a re-run of the video is pending or failing.
+    published: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class VideoKnowledgePoint(Base):
     __tablename__ = "video_knowledge_points"
 
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.video_id", ondelete="CASCADE"), primary_key=True)
-    kp_id: Mapped[str] = mapped_column(ForeignKey("knowledge_points.id", ondelete="CASCADE"), primary_key=True)
+    kp_id: Mapped[str] = mapped_column(ForeignKey("knowledge_points.id", ondelete="CASCADE"), primary_key=True,
+                                       index=True)
     search_keyword: Mapped[str] = mapped_column(Text, default="")
     rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
     found_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -71,6 +77,24 @@ class StageRun(Base):
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     worker: Mapped[str] = mapped_column(String(200), default="")
+    # The claim of a running stage: who holds it (host, pid, the process's start time, so a reused
+    # pid is not mistaken for the owner), a token only the holder knows, and its last heartbeat.
+    owner_host: Mapped[str] = mapped_column(String(200), default="")
+    owner_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    owner_started: Mapped[str] = mapped_column(String(32), default="")
+    claim_token: Mapped[str] = mapped_column(String(32), default="")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class SupersededArtifact(Base):
+    """A key a newer published result no longer uses; the next export deletes it, so a dataset
+    being written from the older result never loses a file it is copying."""
+
+    __tablename__ = "superseded_artifacts"
+
+    key: Mapped[str] = mapped_column(String(700), primary_key=True)
+    video_id: Mapped[str] = mapped_column(String(128), index=True)
+    superseded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

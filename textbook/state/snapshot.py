@@ -1,0 +1,41 @@
+"""A video's published result: its final status and every stage run as it was when its chain
+finished. The exporter reads only this, so a re-run in progress never changes the dataset."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable
+
+from textbook.state.models import StageRun
+
+RUN_FIELDS = ("stage", "status", "attempts", "error", "config_hash", "artifacts", "result", "worker",
+              "started_at", "finished_at", "seconds")
+_TIMES = ("started_at", "finished_at")
+
+
+def make_snapshot(status: str, reason: str, runs: Iterable[StageRun]) -> dict[str, Any]:
+    return {"status": status, "reason": reason or "",
+            "runs": [{f: (v.isoformat() if isinstance(v := getattr(r, f), datetime) else v) for f in RUN_FIELDS}
+                     for r in runs]}
+
+
+def snapshot_runs(video_id: str, snapshot: dict[str, Any]) -> list[StageRun]:
+    """The snapshot's stage runs as (detached) StageRun objects, for code that reads runs."""
+    out = []
+    for item in snapshot.get("runs", []):
+        values = {f: item.get(f) for f in RUN_FIELDS}
+        for f in _TIMES:
+            values[f] = datetime.fromisoformat(values[f]) if values[f] else None
+        out.append(StageRun(video_id=video_id, **values))
+    return out
+
+
+def same_result(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Equal but for timings and attempt counts: republishing it would change nothing exported."""
+    def essence(s: dict[str, Any] | None) -> Any:
+        if s is None:
+            return None
+        return (s.get("status"), s.get("reason"),
+                sorted((r["stage"], r["status"], r["config_hash"], repr(r["artifacts"]), repr(r["result"]))
+                       for r in s.get("runs", [])))
+    return essence(a) == essence(b)
