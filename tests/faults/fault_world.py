@@ -46,6 +46,8 @@ LECTURES = (
 )
 SLIDE_SECONDS = 5.0
 SIZE = (640, 360)
+FPS = 5
+GOP = 2 * FPS  # a keyframe every 2 s, as video sites serve them
 
 
 def _vtt(sentences: list[str]) -> str:
@@ -56,12 +58,25 @@ def _vtt(sentences: list[str]) -> str:
     return "\n".join(cues)
 
 
-def _add_tone(silent: Path, dst: Path, seconds: float) -> None:
-    """Mux a quiet 220 Hz tone as AAC audio: loud enough for the silence filter, cheap to encode."""
+def _add_tone(silent: Path, dst: Path, seconds: float, gop: int) -> None:
+    """Add a quiet 220 Hz tone as AAC audio (loud enough for the silence filter) and re-encode the
+    picture with a keyframe every ``gop`` frames (and none at scene cuts, so the count is exact)."""
     subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(silent),
                     "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=16000:duration={seconds}",
-                    "-af", "volume=0.3", "-c:v", "copy", "-c:a", "aac", "-b:a", "32k", "-shortest",
-                    "-movflags", "+faststart", str(dst)], check=True)
+                    "-af", "volume=0.3", "-c:v", "libx264", "-preset", "veryfast", "-g", str(gop),
+                    "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", "-shortest", "-movflags", "+faststart",
+                    str(dst)], check=True)
+
+
+def render_lecture(slides: list[tuple[str, list[str], str]], dst: Path, gop: int = GOP) -> float:
+    """One lecture (media only) at ``dst``; returns its length in seconds."""
+    seconds = SLIDE_SECONDS * len(slides)
+    silent = dst.with_name(f".{dst.stem}.video.mp4")
+    write_video([(slide(title, bullets, SIZE), SLIDE_SECONDS) for title, bullets, _ in slides], silent, fps=FPS,
+                noise=2.0, seed=len(dst.stem))
+    _add_tone(silent, dst, seconds, gop)
+    silent.unlink()
+    return seconds
 
 
 def render_world(folder: Path) -> list[Path]:
@@ -69,12 +84,7 @@ def render_world(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out, manifest = [], []
     for stem, slides in LECTURES:
-        seconds = SLIDE_SECONDS * len(slides)
-        silent = folder / f".{stem}.video.mp4"
-        write_video([(slide(title, bullets, SIZE), SLIDE_SECONDS) for title, bullets, _ in slides], silent,
-                    noise=2.0, seed=len(stem))
-        _add_tone(silent, folder / f"{stem}.mp4", seconds)
-        silent.unlink()
+        seconds = render_lecture(slides, folder / f"{stem}.mp4")
         (folder / f"{stem}.en.vtt").write_text(_vtt([sentence for _, _, sentence in slides]))
         out.append(folder / f"{stem}.mp4")
         manifest.append({"id": stem, "title": slides[0][0], "description": slides[0][2], "channel": "Fault world",
