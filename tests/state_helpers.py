@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from textbook.artifacts import output_key
+from textbook.config import output_knobs
 from textbook.context import Context
 from textbook.pipeline import complete_video, stage_by_name
 from textbook.runner import fingerprint
@@ -28,7 +29,11 @@ def finish_stage(ctx: Context, video_id: str, stage: str, *, status: str = "done
         refs.append(ref)
         written[name] = key
     token = uuid.uuid4().hex
-    assert ctx.db.claim(video_id, stage, fingerprint(stage_by_name(stage), ctx), token)
+    fp = fingerprint(stage_by_name(stage), ctx)
+    assert ctx.db.claim(video_id, stage, fp, token)
+    if status == "done":
+        ctx.db.remember_settings(fp, stage, {s: output_knobs(getattr(ctx.settings, s))
+                                             for s in stage_by_name(stage).sections})
     ctx.db.finish(video_id, stage, status, token, artifacts=[r.to_dict() for r in refs], result=result or {},
                   error=error)
     return written

@@ -266,7 +266,7 @@ def test_permanent_failures_are_marked_and_finish_the_video(ctx):
     ctx.db.add_video(Video("c1", "http://a/c1"))
     with pytest.raises(StageFailed) as err:
         run_stage(corrupt, "c1", ctx)
-    assert err.value.permanent and ctx.db.run("c1", "corrupt_stage").result == {"permanent": True, "source": ""}
+    assert err.value.permanent and ctx.db.run("c1", "corrupt_stage").result == {"permanent": True, "category": "corrupt", "source": ""}
     # a transient failure in the pipeline's first stage leaves the video unfinished (retried next run)
     ctx.db.add_video(Video("t1", "http://127.0.0.1:9/t1.mp4", source="urls"))
     with pytest.raises(StageFailed) as err:

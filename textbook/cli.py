@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -144,10 +145,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
+    if not rows:
+        print("no failed videos" if args.failed else "no videos yet: `textbook run` finds them")
+        return 0
     print(f"{len(rows)} videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for row in rows:
         kps = ",".join(link.kp_id for link in ctx.db.links(row.video_id))
-        print(f"  {row.video_id:<24}{row.status:<10}{kps}  {row.reason}")
+        reason = row.reason
+        if row.status == "running":  # is anyone still running it?
+            stale = next((why for r in ctx.db.runs(row.video_id) if (why := ctx.db.stale_reason(r))), "")
+            reason = f"stale: {stale}" if stale else reason
+        print(f"  {row.video_id:<24}{row.status:<10}{kps}  {reason}")
     return 0
 
 
@@ -331,8 +339,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _dash_ids(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Video ids may begin with '-' (YouTube's do, and the demo's ``-newton_laws``): as the value of
+    an option (``--video -x``) it is joined as ``--video=-x``; as a positional id of ``retry``
+    argparse is told that options have ended."""
+    value_options = {o for a in _actions(parser) if a.nargs != 0 for o in a.option_strings}
+    out: list[str] = []
+    for tok in argv:
+        if out and out[-1] in value_options and tok.startswith("-") and tok not in value_options:
+            out[-1] = f"{out[-1]}={tok}"
+        elif "retry" in out and tok.startswith("-") and tok not in ("-h", "--help") and "--" not in out:
+            out += ["--", tok]
+        else:
+            out.append(tok)
+    return out
+
+
+def _actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    out = list(parser._actions)  # argparse offers no public walk over sub-parsers
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += _actions(sub)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(_dash_ids(sys.argv[1:] if argv is None else argv, parser))
     signal.signal(signal.SIGTERM, _raise_terminated)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -341,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ConfigError) as exc:
         print(f"textbook: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `textbook status | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # any other failure: one line, not a traceback (use -v for details)
         if args.verbose:
             raise

@@ -62,6 +62,6 @@ def print_outcome(final: dict[str, str], ctx: Context) -> None:
         if status in ("failed", "filtered"):
             print(f"  {vid}: {status}: {ctx.db.video(vid).reason}")
     if summary["failures"]:
-        print("failures by reason:")
+        print("failures by category:")
         for reason, n in summary["failures"].items():
             print(f"  {n} x {reason}")

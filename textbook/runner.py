@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Iterator
 
+from textbook.config import output_knobs
 from textbook.context import Context
+from textbook.failures import categorize, one_line
 from textbook.records import Video
 from textbook.sources.local import source_stamp
 from textbook.stages.base import Stage
@@ -191,11 +193,13 @@ def run_stage(stage: Stage, video_id: str, ctx: Context, wait: float = 0.0) -> O
     except BaseException as exc:  # recorded with its reason, then re-raised; timeouts and kills too
         reason = f"{type(exc).__name__}: {exc}".strip().removesuffix(":")
         permanent = bool(getattr(exc, "permanent", False))
+        category = categorize(exc)
         log.debug("stage %s failed on %s:\n%s", stage.name, video_id, traceback.format_exc())
         try:
-            result = {"permanent": permanent, "source": source_stamp(row.url)} if permanent else {"permanent": False}
-            db.finish(video_id, stage.name, "failed", token, error=reason, result=result)
-            db.set_video_status(video_id, "failed", f"{stage.name}: {reason}")
+            failure = {"permanent": permanent, "category": category, **({"source": source_stamp(row.url)}
+                                                                          if permanent else {})}
+            db.finish(video_id, stage.name, "failed", token, error=reason, result=failure)
+            db.set_video_status(video_id, "failed", f"{stage.name}: {one_line(f'{category}: {exc}')}")
         except ClaimLost as lost:
             log.warning("%s", lost)
         if not isinstance(exc, Exception):
@@ -205,6 +209,8 @@ def run_stage(stage: Stage, video_id: str, ctx: Context, wait: float = 0.0) -> O
     summary = dict(result.summary)
     if result.filtered:
         summary["filtered"] = result.filtered
+    settings = ctx.settings
+    db.remember_settings(fp, stage.name, {name: output_knobs(getattr(settings, name)) for name in stage.sections})
     try:
         db.finish(video_id, stage.name, "done", token, artifacts=[a.to_dict() for a in result.artifacts],
                   result=summary)

@@ -123,16 +123,22 @@ def run_task(task_id: str, video_id: str, ctx: Context | None = None, *, remote_
 
 
 def run_summary(video_ids: list[str], ctx: Context) -> dict[str, Any]:
-    """How the given videos stand: counts by status and failure reasons, most common first."""
+    """How the given videos stand: counts by status, and failures by category (most common first)
+    with what usually helps."""
+    from textbook.failures import CATEGORIES
+
     by_status: dict[str, int] = {}
-    reasons: dict[str, int] = {}
+    categories: dict[str, int] = {}
     for vid in video_ids:
         row = ctx.db.video(vid)
         by_status[row.status] = by_status.get(row.status, 0) + 1
         if row.status == "failed":
-            reasons[row.reason] = reasons.get(row.reason, 0) + 1
-    return {"videos": len(video_ids), "by_status": by_status,
-            "failures": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))}
+            failed = next((r for r in ctx.db.runs(vid) if r.status == "failed"), None)
+            category = (failed.result or {}).get("category", "error") if failed else "error"
+            categories[category] = categories.get(category, 0) + 1
+    failures = {f"{c}: {CATEGORIES.get(c, '')}": n
+                for c, n in sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))}
+    return {"videos": len(video_ids), "by_status": by_status, "failures": failures}
 
 
 def pack(kp_ids: list[str] | None = None, ctx: Context | None = None, *, force: bool = False) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from textbook.demo.serve import DemoServer
 from textbook.demo.through_airflow import dag_test
 from textbook.export import validate_dataset
 
+from export_helpers import snapshot
+
 pytestmark = pytest.mark.slow
 BROKEN = "prob_dice04"
 
@@ -41,11 +43,16 @@ def runs(tmp_path_factory):
     attempts = {(r.video_id, r.stage): r.attempts for r in ctx.db.runs()}
     with DemoServer(course, port=port) as server:
         second_rc, _ = dag_test(settings, DEMO_KP, env)
-    return settings, ctx, first_rc, first, attempts, second_rc, log
+    # A night with the source unreachable and work to do (max_height changed: every video must be
+    # downloaded again), the server down.
+    before = snapshot(settings.export_root)
+    third_rc, _ = dag_test(settings, DEMO_KP, {**env, "TEXTBOOK_DOWNLOAD__MAX_HEIGHT": "480"})
+    night = (third_rc, before, snapshot(settings.export_root))
+    return settings, ctx, first_rc, first, attempts, second_rc, log, night
 
 
 def test_failed_url_fails_only_its_video(runs):
-    _, _, first_rc, first, _, _, log = runs
+    _, _, first_rc, first, _, _, log, _ = runs
     assert first[BROKEN][0] == "failed"
     assert "download" in first[BROKEN][1] and "http_500" in first[BROKEN][1]
     others = {vid: status for vid, (status, _) in first.items() if vid != BROKEN}
@@ -59,7 +66,7 @@ def test_failed_url_fails_only_its_video(runs):
 
 
 def test_second_run_retries_the_failed_video_only(runs):
-    settings, ctx, _, _, attempts, second_rc, _ = runs
+    settings, ctx, _, _, attempts, second_rc, _, _ = runs
     assert second_rc == 0
     assert {row.video_id: row.status for row in ctx.db.videos()}[BROKEN] == "done"
     now = {(r.video_id, r.stage): r.attempts for r in ctx.db.runs()}
@@ -85,7 +92,15 @@ def test_pack_emits_the_corpus_asset_event_with_counts(runs):
     with sqlite3.connect(settings.data_path / "airflow" / "airflow.db") as db:
         events = db.execute("SELECT a.name, a.uri, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
                             "ORDER BY e.id").fetchall()
-    assert len(events) == 2  # one per pack: the failed-video run and the retry run
+    assert len(events) == 2  # one per changed dataset: the failed-video run and the retry run, not the dead night
     name, uri, extra = events[-1]
     assert (name, uri) == ("textbook_corpus", settings.export_root.as_uri())
     assert json.loads(extra) == {"samples": 5, "images": 29, "videos": 4}
+
+
+def test_a_night_with_the_source_unreachable_fails_and_leaves_the_dataset_byte_identical(runs):
+    settings, _, _, _, _, _, log, (rc, before, after) = runs
+    assert rc != 0  # the DAG run failed
+    assert after == before
+    text = log.read_text().split("$ airflow dags test")[-1]
+    assert "every video of this run failed (6)" in text and "network" in text

@@ -220,7 +220,9 @@ def _export_dataset(ctx: Context, kp_ids: list[str] | None, force: bool) -> Expo
     subject = {e.video_id: e.subject for e in entries}
     facts = [SampleFacts(frozenset(subject[m["video_id"]] for m in row["metadata"]), row["image_num"], row["text_num"])
              for row in rows]
-    card = render_card(settings=settings, kps=kps, entries=entries, samples=facts, shards=shards, images=images)
+    used = ctx.db.stage_settings(r.config_hash for e in entries if e.exported for r in e.runs)
+    card = render_card(settings=settings, kps=kps, entries=entries, samples=facts, shards=shards, images=images,
+                       stage_settings=used)
     writer.write_bytes("README.md", card.encode())
     writer.remove_stale()
 

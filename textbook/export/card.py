@@ -24,29 +24,46 @@ from textbook.export.videos import KnowledgePoint, VideoEntry, failure, filtered
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
-# The sections whose output knobs decide what the dataset holds; the rest (store, DAGs, database,
-# Airflow, workers) and every operational knob only decide how and where it was made.
-CARD_SECTIONS = ("search", "download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr",
-                 "visual_filter", "export")
+def _mask(value: Any) -> Any:
+    """Credentials embedded in URLs (proxy, endpoint) are never published."""
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask(v) for v in value]
+    if isinstance(value, str):
+        return _URL_CREDENTIALS.sub("***@", value)
+    return value
 
 
-def public_config(settings: Settings) -> dict[str, Any]:
-    """The settings that shaped the dataset, as plain data, with credentials in URLs masked.
+def made_with(settings: Settings, exported: list[VideoEntry], stage_settings: dict[str, dict[str, Any]]) -> dict:
+    """The output settings the exported videos were made with, read from their published stage
+    runs (a re-run in progress under new settings does not change them), plus today's export
+    settings. A section on which the videos differ lists each variant with its number of videos.
 
-    Operational knobs and paths are left out: tuning retries or moving the source list must not
-    change a byte of the dataset.
+    Operational knobs and paths are never part of it: tuning retries or moving the source list
+    must not change a byte of the dataset.
     """
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        if isinstance(value, str):
-            return _URL_CREDENTIALS.sub("***@", value)
-        return value
-
-    return clean({name: output_knobs(getattr(settings, name)) for name in CARD_SECTIONS})
+    seen: dict[str, Counter[str]] = defaultdict(Counter)
+    unrecorded: set[str] = set()
+    for e in exported:
+        for run in e.runs:
+            recorded = stage_settings.get(run.config_hash)
+            if recorded is None:
+                unrecorded.add(run.stage)
+                continue
+            for section, value in recorded.items():
+                seen[section][json.dumps(value, sort_keys=True)] += 1
+    config: dict[str, Any] = {}
+    for section, variants in sorted(seen.items()):
+        if len(variants) == 1:
+            config[section] = json.loads(next(iter(variants)))
+        else:
+            config[section] = {"varies": [{"videos": n, "settings": json.loads(v)} for v, n in
+                                          sorted(variants.items(), key=lambda kv: (-kv[1], kv[0]))]}
+    if unrecorded:
+        config["not_recorded"] = sorted(unrecorded)  # stages finished before settings were kept per run
+    config["export"] = output_knobs(settings.export)
+    return _mask(config)
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -177,10 +194,11 @@ def _front_matter() -> str:
 
 
 def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[VideoEntry],
-                samples: list[SampleFacts], shards: list[str], images: int) -> str:
+                samples: list[SampleFacts], shards: list[str], images: int,
+                stage_settings: dict[str, dict[str, Any]]) -> str:
     exp = settings.export
     exported = [e for e in entries if e.exported]
-    config = public_config(settings)
+    config = made_with(settings, exported, stage_settings)
     created = [e.created_at for e in entries if e.created_at]
     finished = [r.finished_at for e in entries for r in e.runs if r.finished_at]
     order = ("curriculum order: easiest knowledge points first (taxonomy level), not shuffled" if exp.curriculum
@@ -197,7 +215,7 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[
         f"last processed {_date(max(finished, default=None))}.",
         f"- Pipeline version: `textbook` {textbook.__version__}.",
         f"- Configuration hash: `{config_hash(config)}` (SHA-256 of the configuration below, as sorted JSON; "
-        "credentials in URLs masked).\n",
+        "credentials in URLs masked): the output settings the exported videos were made with.\n",
         _taxonomy(kps, entries) + "\n",
         "Stage fingerprints of the exported videos (version, configuration and inputs of each stage):\n",
         _fingerprints(exported) + "\n",

@@ -23,8 +23,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from textbook.records import Video
-from textbook.state.models import (KnowledgePointRow, StageRun, SupersededArtifact, VideoKnowledgePoint, VideoRow,
-                                   utcnow)
+from textbook.state.models import (KnowledgePointRow, StageRun, StageSettings, SupersededArtifact,
+                                   VideoKnowledgePoint, VideoRow, utcnow)
 from textbook.state.owner import gone_here, this_process
 
 log = logging.getLogger(__name__)
@@ -298,6 +298,19 @@ class StateDB:
             run.seconds = (now - run.started_at).total_seconds() if run.started_at else None
             run.result = result or {}
             run.artifacts = artifacts
+
+    @retried
+    def remember_settings(self, fingerprint: str, stage: str, settings: dict[str, Any]) -> None:
+        with self.session() as s:
+            _upsert(s, StageSettings, {"fingerprint": fingerprint, "stage": stage, "settings": settings},
+                    ["fingerprint"])
+
+    @retried
+    def stage_settings(self, fingerprints: Iterable[str]) -> dict[str, dict[str, Any]]:
+        fingerprints = sorted(set(fingerprints))
+        with self.session() as s:
+            rows = s.scalars(select(StageSettings).where(StageSettings.fingerprint.in_(fingerprints))).all()
+            return {r.fingerprint: r.settings for r in rows}
 
     # -- publishing ---------------------------------------------------------------------------
 

@@ -89,6 +89,17 @@ class StageRun(Base):
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class StageSettings(Base):
+    """The output settings a stage fingerprint stands for, so the dataset card can state the settings
+    its videos were made with (not today's, which may be half-way through a re-run)."""
+
+    __tablename__ = "stage_settings"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class SupersededArtifact(Base):
     """A key a newer published result no longer uses; the next export deletes it, so a dataset
     being written from the older result never loses a file it is copying."""

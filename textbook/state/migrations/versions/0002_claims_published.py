@@ -1,4 +1,5 @@
-"""Claims that die with their worker, published results, superseded artifacts, the kp_id index.
+"""Claims that die with their worker, published results, superseded artifacts, the settings each
+stage fingerprint stands for, the kp_id index.
 
 Revision ID: 0002
 Revises: 0001
@@ -39,6 +40,12 @@ def upgrade() -> None:
         sa.Column("superseded_at", sa.DateTime(), nullable=False),
     )
     op.create_index("ix_superseded_artifacts_video_id", "superseded_artifacts", ["video_id"])
+    op.create_table(
+        "stage_settings",
+        sa.Column("fingerprint", sa.String(64), primary_key=True),
+        sa.Column("stage", sa.String(32), nullable=False),
+        sa.Column("settings", sa.JSON(), nullable=False),
+    )
     _publish_finished_videos()
 
 
@@ -63,6 +70,7 @@ def _plain(value):  # noqa: ANN001, ANN202 - a column value made JSON-safe
 
 
 def downgrade() -> None:
+    op.drop_table("stage_settings")
     op.drop_table("superseded_artifacts")
     op.drop_index("ix_video_knowledge_points_kp_id", "video_knowledge_points")
     with op.batch_alter_table("videos") as batch:
