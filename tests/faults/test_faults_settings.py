@@ -28,25 +28,40 @@ def urls_corpus(tmp_path_factory, world) -> Place:
     return place
 
 
-def test_a_night_with_the_site_gone_fails_and_keeps_the_dataset(tmp_path, urls_corpus, matrix):
-    """The urls file names tonight's lectures on a site that refuses connections: every one of them
-    fails, the run exits non-zero after a summary of reasons, and the dataset stays byte for byte."""
-    place = urls_corpus.copy_to(tmp_path)
+def _night(place: Place, scenario: str, matrix, tried: set[str], attempts: dict | None = None,  # noqa: ANN001
+           **changes) -> None:
+    """Run with ``changes`` while the site is gone: every video the run tries fails, the run exits
+    non-zero after counting the failures by reason, and the dataset stays byte for byte."""
     before = dataset_files(place.dataset)
-    dead = urls_corpus.cwd.joinpath("urls.txt").read_text().split("/lectures/")[0]  # the stopped site
-    tonight = [f"{dead}/lectures/tonight-{n}.html" for n in range(3)]
-    (tmp_path / "tonight.txt").write_text("\n".join(tonight) + "\n")
-    night = run(place.write(search={"urls_file": str(tmp_path / "tonight.txt")}), expect=None)
-    v = verdict("all-fail night", place, before, set(exported_videos(before)))
+    night = run(place.write(**changes), expect=None)
+    v = verdict(scenario, place, before, set(exported_videos(before)), attempts)
     matrix(v)
     assert night.proc.returncode != 0, f"a night where every video failed exited 0:\n{night.output[-2000:]}"
-    new = {vid: reason for vid, (status, reason) in v.db.videos.items() if vid.startswith("tonight")}
-    assert len(new) == 3 and all(v.db.videos[vid][0] == "failed" for vid in new), v.db.videos
-    for vid in new:
-        assert vid in night.output, f"the output does not name {vid}:\n{night.output[-2000:]}"
+    assert {vid: v.db.videos[vid][0] for vid in tried} == dict.fromkeys(tried, "failed"), v.db.videos
     assert re.search(r"^.*\b3\b.*network", night.output, flags=re.M), \
         f"no summary line counts the 3 network failures under one reason:\n{night.output[-3000:]}"
     v.check(place.data)
+
+
+def test_a_night_with_the_site_gone_and_work_to_do(tmp_path, urls_corpus, matrix):
+    """A new download.max_height (an output knob) means every video must be downloaded again,
+    from a site that refuses connections."""
+    place = urls_corpus.copy_to(tmp_path)
+    videos = set(read_db(place.db_url).videos)
+    _night(place, "all-fail night (every video again)", matrix, videos, {(vid, "download"): 2 for vid in videos},
+           download={"max_height": 480})
+
+
+@pytest.mark.xfail(strict=True, reason="library: a night whose new videos all fail still rewrites the dataset: "
+                   "videos.jsonl gains their failed records and README.md's funnel a 'failed at download' row "
+                   "(found by search: 3 -> 6), so the previous dataset is not byte-identical")
+def test_a_night_with_the_site_gone_and_new_videos(tmp_path, urls_corpus, matrix):
+    """The urls file names tonight's new lectures, on the site that is gone."""
+    place = urls_corpus.copy_to(tmp_path)
+    dead = urls_corpus.cwd.joinpath("urls.txt").read_text().split("/lectures/")[0]
+    (tmp_path / "tonight.txt").write_text("".join(f"{dead}/lectures/tonight-{n}.html\n" for n in range(3)))
+    _night(place, "all-fail night (new videos)", matrix, {f"tonight-{n}" for n in range(3)},
+           search={"urls_file": str(tmp_path / "tonight.txt")})
 
 
 @pytest.mark.parametrize("knob", ["download.retries", "download.socket_timeout", "download.sleep_interval",
