@@ -5,13 +5,14 @@ One Context per worker process, so a model loaded by one task is reused by the n
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from textbook.config import Settings
 from textbook.context import Context
 
-
+log = logging.getLogger(__name__)
 _CONTEXT: Context | None = None
 
 
@@ -94,9 +95,24 @@ def run_stage(stage_name: str, video_id: str, ctx: Context | None = None) -> Tas
     stage = stage_by_name(stage_name)
     # A live holder (another run on the same video) is waited for, never skipped: its result is ours.
     out = _run(stage, video_id, ctx, wait=time_limit(stage, ctx).total_seconds())
+    log.info("%s: %s %s", video_id, stage_name, _describe(out, ctx))
     if stage is STAGES[-1] or out.reason:
-        complete_video(video_id, ctx)
+        log.info("%s: %s", video_id, complete_video(video_id, ctx))
     return TaskOutcome(video_id, stage_name, out.status, out.reason)
+
+
+def _describe(out: Any, ctx: Context) -> str:
+    """What a stage did, for the task log: its counts and time, or why nothing was done."""
+    facts = ", ".join(f"{k}={v}" for k, v in out.summary.items()
+                      if isinstance(v, (int, float, str)) and not isinstance(v, bool) and k != "filtered")
+    if out.status == "cached":
+        return f"up to date (finished earlier with the same output settings; {facts or 'no counts'})"
+    if out.status == "skipped":
+        return f"skipped: the video was dropped upstream ({out.reason})"
+    run = ctx.db.run(out.video_id, out.stage)
+    took = f" in {run.seconds:.1f} s" if run is not None and run.seconds is not None else ""
+    verdict = f"; dropped: {out.reason}" if out.reason else ""
+    return f"done{took}: {facts or 'no counts'}{verdict}"
 
 
 def run_task(task_id: str, video_id: str, ctx: Context | None = None, *, remote_ok: bool = True) -> TaskOutcome:
