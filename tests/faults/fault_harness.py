@@ -30,6 +30,7 @@ KP = "demo.intro.basics.lectures"
 STAGES = ("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter")
 RUN_TIMEOUT = 240.0  # one whole run of the small world takes 10-20 s here; this only catches a hang
 MARK_TIMEOUT = 120.0  # from a worker's start to the paused stage
+BUCKET = "faults"  # the S3 scenarios' bucket: artifacts under artifacts/, the dataset mirror under dataset/
 
 
 def base_settings() -> dict[str, Any]:
@@ -89,9 +90,6 @@ class Place:
         return Place(cwd, dict(self.settings), list(self.source)).write()
 
 
-BUCKET = "faults"
-
-
 def local_place(cwd: Path, world: Path, **over: Any) -> Place:
     """A place reading the world's folder through the ``local`` source, with ``over`` merged in."""
     return Place(cwd, base_settings(), ["--local-dir", str(world)]).write(**over)
@@ -110,8 +108,8 @@ def aws_env(s3: RestartableS3) -> dict[str, str]:
 
 
 def pg_place(cwd: Path, world: Path, postgres: PrivatePostgres) -> Place:
-    """A place on a fresh database, always named ``textbook`` so the dataset card (which names the
-    database URL) is the same for every Postgres scenario and the reference."""
+    """A place on a fresh database, always named ``textbook``: every Postgres scenario has the very
+    settings of the Postgres reference run."""
     return local_place(cwd, world, database_url=postgres.fresh_database("textbook"))
 
 
@@ -244,7 +242,7 @@ def read_db(url: str) -> DbState:
 # -- what the dataset holds -----------------------------------------------------------------------
 
 def dataset_files(root: Path) -> dict[str, bytes]:
-    """Every file under the dataset folder, by relative path (the temporary build folders aside)."""
+    """Every file under the dataset folder, by relative path (a leftover temporary file counts too)."""
     if not root.is_dir():
         return {}
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
