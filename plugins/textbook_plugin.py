@@ -158,6 +158,32 @@ def image(key: str) -> FileResponse:
         raise _not_found(f"keyframe {key!r} is not in the store") from None
 
 
+@app.get("/benchmarks", name="benchmarks")
+def benchmarks(request: Request) -> HTMLResponse:
+    """Training runs and benchmark runs with their headline averages (textbook.train/benchmark registries)."""
+    from textbook.benchmark import registry as bench
+    from textbook.train import registry as train
+
+    ctx = context()
+    return render(request, "benchmarks.html", trains=train.runs(ctx.db), benches=bench.runs(ctx.db))
+
+
+@app.get("/benchmarks/{run_id}", name="benchmark_page")
+def benchmark_page(run_id: str) -> FileResponse:
+    """The run's page (tables and galleries), from the results folder the run recorded."""
+    from urllib.parse import unquote, urlparse
+
+    from textbook.state.train_models import BenchmarkRunRow
+
+    with context().db.session() as s:
+        row = s.get(BenchmarkRunRow, run_id)
+    uri = urlparse(row.results_uri) if row is not None else None
+    page = Path(unquote(uri.path)) / "index.html" if uri is not None and uri.scheme == "file" else None
+    if page is None or not page.is_file():
+        raise _not_found(f"no benchmark page for {run_id!r}")
+    return FileResponse(page, media_type="text/html")
+
+
 class TextbookPlugin(AirflowPlugin):
     name = "textbook"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "textbook"}]

@@ -94,7 +94,9 @@ def failed_run(airflow_server):
     dag_id = airflow_server.dag_id("rt", "lectures")
     log = airflow_server.settings.data_path / "airflow" / "dags-test.log"
     started = time.monotonic()
-    assert airflow(["dags", "test", dag_id], airflow_server.env, log, check=False) == 0  # pack ran: run succeeded
+    # every video failed: pack fails the run with the reasons (and emits no corpus event)
+    assert airflow(["dags", "test", dag_id], airflow_server.env, log, check=False) != 0
+    assert "every video of this run failed (2)" in log.read_text()
     print(f"\nairflow dags test: {time.monotonic() - started:.1f} s")
     ctx = Context.from_settings(airflow_server.settings)
     assert {row.video_id: row.status for row in ctx.db.videos(kp_ids=["rt.c.s.lectures"])} == {

@@ -1,4 +1,4 @@
-"""The ``textbook`` command: run, plan, demo, status, retry, backfill, export, validate."""
+"""The ``textbook`` command: run, plan, demo, status, retry, backfill, export, validate, train, bench."""
 
 from __future__ import annotations
 
@@ -336,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a written dataset against FORMAT.md")
     validate.add_argument("root", nargs="?")
     validate.set_defaults(fn=cmd_validate)
+
+    from textbook.downstream_cli import register as register_downstream
+
+    register_downstream(sub)  # train, bench
     return p
 
 
