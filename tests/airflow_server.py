@@ -70,9 +70,9 @@ class AirflowServer:
         return f"textbook__{subject}__c__s__{kp}"
 
 
-def _write_taxonomy(folder: Path) -> None:
+def _write_taxonomy(folder: Path, subjects: dict[str, list[str]]) -> None:
     folder.mkdir(parents=True)
-    for subject, kps in SUBJECTS.items():
+    for subject, kps in subjects.items():
         points = "\n".join(f"          - {{id: {kp}, name: {kp.title()}}}" for kp in kps)
         (folder / f"{subject}.yaml").write_text(TAXONOMY % (subject, subject.upper(), points))
 
@@ -91,9 +91,12 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 
 @contextmanager
-def start_airflow_server(root: Path) -> Iterator[AirflowServer]:
+def start_airflow_server(root: Path, *, subjects: dict[str, list[str]] = SUBJECTS, scheduler: bool = False,
+                         extra_env: dict[str, str] | None = None) -> Iterator[AirflowServer]:
+    """``scheduler``: a real scheduler too (``extra_env`` then usually points the metadata at
+    Postgres, which takes a scheduler and an api-server side by side better than SQLite)."""
     taxonomy, urls = root / "taxonomy", root / "urls.txt"
-    _write_taxonomy(taxonomy)
+    _write_taxonomy(taxonomy, subjects)
     refused = free_port()  # nothing listens here: every download fails at once
     urls.write_text(f"http://127.0.0.1:{refused}/rt_first\nhttp://127.0.0.1:{refused}/rt_second\n")
     passwords = root / "passwords.json"
@@ -118,6 +121,7 @@ def start_airflow_server(root: Path) -> Iterator[AirflowServer]:
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
         "TEXTBOOK_DATA_ROOT": str(settings.data_path),
+        **(extra_env or {}),
     })
     log = settings.data_path / "airflow" / "test-server.log"
     port = free_port()
@@ -132,19 +136,25 @@ def start_airflow_server(root: Path) -> Iterator[AirflowServer]:
         # The api-server and the DAG parse start together: neither needs the other.
         server = subprocess.Popen([exe, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    processes = [server]
     try:
         parse_started = time.monotonic()
         airflow(["dags", "reserialize"], env, log)
         timings["dags reserialize"] = time.monotonic() - parse_started
+        if scheduler:
+            with log.open("a") as out:
+                processes.append(subprocess.Popen([exe, "scheduler"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                                  start_new_session=True))
         _wait_healthy(url, server, log)
         timings["api-server healthy"] = time.monotonic() - parse_started
         timings["total"] = time.monotonic() - started
         yield AirflowServer(url, env, settings, log, timings)
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and its workers
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+        for proc in processes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)  # its own session: the process and its workers
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()

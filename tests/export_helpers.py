@@ -57,6 +57,7 @@ class ClipSpec:
     keyframes: int = 1
     visual_kept: bool = True
     ocr: tuple[str, ...] = ()  # raw OCR per keyframe (deduplicated text = raw text here)
+    boilerplate: tuple[str, ...] = ()  # template lines the OCR stage set apart, on every keyframe of the clip
 
 
 def jpeg(seed: int) -> bytes:
@@ -90,7 +91,7 @@ def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *,
             key = output_key(ctx, vid, "keyframes", name)
             kfs.append(Keyframe(i, k, c.start + k, key))
             text = c.ocr[k - 1] if k - 1 < len(c.ocr) else ""
-            ocr.append(OcrResult(key, text, text).to_dict())
+            ocr.append(OcrResult(key, text, text, boilerplate=list(c.boilerplate)).to_dict())
         samples = []
         for n in range(1, sampled + 1):
             name = keys.sampled_frame_name(vid, c.start, c.end, n)
@@ -126,7 +127,7 @@ def add_filtered_video(ctx: Context, vid: str, kp_id: str, failing: Verdict) -> 
     reason = f"{failing.name}: {failing.reason}"
     for stage in ("download", "audio"):
         finish_stage(ctx, vid, stage)
-    finish_stage(ctx, vid, "transcript", result={"source": "pocketsphinx"})
+    finish_stage(ctx, vid, "transcript", result={"source": "faster_whisper"})
     finish_stage(ctx, vid, "filters", result={"kept": False, "filtered": reason}, files={"filters.json": {
         "kept": False, "reason": reason, "language": "en", "language_confidence": 0.9,
         "verdicts": [v.to_dict() for v in verdicts]}})

@@ -5,6 +5,7 @@ Everything is tiny (16 kHz mono, 64x48 video at 5 fps) because the test machine 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -92,3 +93,14 @@ def register_downloaded(ctx: Context, video_id: str, media: Path, captions: list
     finish_stage(ctx, video_id, "download", result={"duration": duration},
                  files={media_name: media, **caption_files, "info.json": info})
     return video
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level Levenshtein distance over the reference's length (case and punctuation ignored)."""
+    ref, hyp = re.findall(r"[a-z0-9']+", reference.lower()), re.findall(r"[a-z0-9']+", hypothesis.lower())
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / max(1, len(ref))

@@ -37,13 +37,23 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def slide(title: str, bullets: list[str] = (), size: tuple[int, int] = (1280, 720), *,
-          picture: Image.Image | None = None, text_px: int = 32) -> Image.Image:
-    """A white slide: a title, bullet lines (``text_px`` tall at 720p) below it, and an optional picture."""
+          picture: Image.Image | None = None, text_px: int = 32,
+          title_box: tuple[int, int, int] | None = None, footer: str = "") -> Image.Image:
+    """A white slide: a title, bullet lines (``text_px`` tall at 720p) below it, and an optional picture.
+
+    ``title_box``: the title in white on a box of this colour (a common slide template);
+    ``footer``: a line at the bottom, as templates repeat on every slide.
+    """
     width, height = size
     scale = height / 720
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
-    draw.text((int(60 * scale), int(40 * scale)), title, fill=(20, 20, 90), font=font(int(48 * scale)))
+    if title_box is not None:
+        draw.rectangle((0, int(20 * scale), width, int(105 * scale)), fill=title_box)
+    draw.text((int(60 * scale), int(40 * scale)), title, fill="white" if title_box else (20, 20, 90),
+              font=font(int(48 * scale)))
+    if footer:
+        draw.text((int(60 * scale), height - int(50 * scale)), footer, fill=(90, 90, 90), font=font(int(24 * scale)))
     draw.line((int(60 * scale), int(110 * scale), width - int(60 * scale), int(110 * scale)),
               fill=(20, 20, 90), width=max(1, int(3 * scale)))
     body = font(int(text_px * scale))
@@ -119,8 +129,11 @@ def _jitter(frame: np.ndarray, rng: np.random.Generator, noise: float, shift: in
 
 
 def write_video(states: list[tuple[Image.Image, float]], path: Path, *, fps: int = 5, crf: int = 23,
-                noise: float = 0.0, shift: int = 0, seed: int = 0) -> Path:
-    """Encode the states, each shown for its seconds, to an H.264 MP4 (yuv420p) at ``path``."""
+                noise: float = 0.0, shift: int = 0, seed: int = 0, gop_seconds: float | None = None) -> Path:
+    """Encode the states, each shown for its seconds, to an H.264 MP4 (yuv420p) at ``path``.
+
+    ``gop_seconds``: at most this long between codec keyframes (libx264's default is 250 frames).
+    """
     if shutil.which("ffmpeg") is None:
         raise RuntimeError("ffmpeg is required to render test videos")
     width, height = states[0][0].size
@@ -128,7 +141,8 @@ def write_video(states: list[tuple[Image.Image, float]], path: Path, *, fps: int
     proc = subprocess.Popen(
         ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
          "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-preset", "veryfast",
-         "-crf", str(crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(Path(path).resolve())],
+         "-crf", str(crf), *(["-g", str(max(1, round(gop_seconds * fps)))] if gop_seconds else []),
+         "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(Path(path).resolve())],
         stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for image, seconds in states:
@@ -164,3 +178,53 @@ def prepare(ctx: Context, video_id: str, media: Path, clips: list[tuple[float, f
             break
         finish_stage(ctx, video_id, stage.name, files=files.get(stage.name))
     return video
+
+
+def transition_frame(a: Image.Image, b: Image.Image, kind: str, progress: float) -> Image.Image:
+    """One frame ``progress`` (0..1) of the way from ``a`` to ``b``: a cross-fade, a left-to-right wipe or a dissolve."""
+    if kind == "fade":
+        return Image.blend(a, b, progress)
+    if kind == "wipe":
+        out = a.copy()
+        edge = int(a.width * progress)
+        if edge:
+            out.paste(b.crop((0, 0, edge, a.height)), (0, 0))
+        return out
+    if kind == "dissolve":  # pixels switch to the new slide in a fixed random order
+        order = np.random.default_rng(7).random((a.height, a.width))
+        return Image.fromarray(np.where((order < progress)[..., None], np.asarray(b), np.asarray(a)))
+    raise ValueError(f"unknown transition {kind!r}")
+
+
+def with_transitions(slides: list[Image.Image], hold: float, seconds: float, fps: int,
+                     kinds: tuple[str, ...] = ("fade",)) -> list[tuple[Image.Image, float]]:
+    """States for a lecture whose slides are each held ``hold`` s, then turn into the next over ``seconds``
+    (transition kinds taken in turn from ``kinds``)."""
+    states: list[tuple[Image.Image, float]] = []
+    steps = max(1, round(seconds * fps))
+    for i, current in enumerate(slides):
+        states.append((current, hold))
+        if i + 1 < len(slides):
+            kind = kinds[i % len(kinds)]
+            states += [(transition_frame(current, slides[i + 1], kind, (n + 1) / (steps + 1)), 1 / fps)
+                       for n in range(steps)]
+    return states
+
+
+def handwriting(lines: list[str], size: tuple[int, int], seconds_per_char: float,
+                fps: int) -> list[tuple[Image.Image, float]]:
+    """A board filled by hand: the text appears one character at a time, each step ``seconds_per_char`` long."""
+    width, height = size
+    board_font = font(int(height / 12))
+    frames: list[tuple[Image.Image, float]] = []
+    for row, line in enumerate(lines):
+        for n in range(1, len(line) + 1):
+            img = Image.new("RGB", size, (24, 48, 32))  # a green board, chalk-white writing
+            draw = ImageDraw.Draw(img)
+            for done in range(row):
+                draw.text((int(width * 0.05), int(height * (0.08 + 0.13 * done))), lines[done], fill=(235, 235, 225),
+                          font=board_font)
+            draw.text((int(width * 0.05), int(height * (0.08 + 0.13 * row))), line[:n], fill=(235, 235, 225),
+                      font=board_font)
+            frames.append((img, max(seconds_per_char, 1 / fps)))
+    return frames

@@ -196,10 +196,33 @@ def test_backfill_keeps_at_most_max_active_runs_unfinished(airflow_server):
     assert sorted(r.dag_id for r in runs) == sorted(dag_ids)
     assert {r.state for r in runs} == {"success"}
     assert max(seen) == 2  # the throttle held: never three runs of the backfill at once
-    assert lines[0] == "unpaused 3 DAG(s)" and lines[-1].startswith("finished 3/3")
-    third = next(i for i, line in enumerate(lines) if line.startswith("triggered 3/3"))
-    assert any(line.startswith("finished 1/3") for line in lines[:third])  # triggered once one finished
+    triggered = [line for line in lines if line.startswith("triggered")]
+    assert len(triggered) == 3 and all(line.endswith("(unpaused)") for line in triggered)  # each at its turn
+    assert "3/3 finished, 0 running, 0 waiting" in lines[-1] and "ETA" in lines[-1]
+    third = lines.index(triggered[2])
+    assert any("1/3 finished" in line for line in lines[:third])  # triggered once one finished
     assert not any(d["is_paused"] for d in client.dags("textbook__bt__") if d["dag_id"] in dag_ids)
+
+
+@pytest.mark.slow
+def test_an_interrupted_backfill_goes_on_where_it_stopped(airflow_server):
+    """The second invocation finds the first's runs by run id: it triggers only the DAG left."""
+    client = airflow_server.client()
+    dag_ids = [airflow_server.dag_id("bt", kp) for kp in ("one", "two", "three")]
+    with pytest.raises(BackfillError, match="run the same command again"):
+        backfill(client, dag_ids, label="bt-resume", max_active=2, poll_seconds=0.2, timeout=1, echo=lambda _: None)
+    first = _backfill_runs(client, dag_ids, "textbook-backfill__bt-resume__")
+    assert len(first) == 2 and {r["state"] for r in first} == {"queued"}
+    client.call("PATCH", f"/api/v2/dags/{first[0]['dag_id']}/dagRuns/{first[0]['dag_run_id']}",
+                body={"state": "success"})
+    lines: list[str] = []
+    with pytest.raises(BackfillError, match="1 of 3 runs finished, 2 still queued"):
+        backfill(client, dag_ids, label="bt-resume", max_active=2, poll_seconds=0.2, timeout=1, echo=lines.append)
+    assert lines[0].endswith(": 1 finished, 1 queued or running, 1 to trigger")
+    again = _backfill_runs(client, dag_ids, "textbook-backfill__bt-resume__")
+    assert len(again) == 3 and {r["dag_run_id"] for r in again} == {first[0]["dag_run_id"]}  # one backfill
+    for run in (r for r in again if r["state"] == "queued"):  # leave nothing queued for the tests after this one
+        client.call("PATCH", f"/api/v2/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}", body={"state": "success"})
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from textbook.records import Transcript
 from textbook.runner import StageFailed, run_stage
 from textbook.stages import audio, transcript
 from textbook.stages.transcript import caption_choices
+from textbook.tokens import count_tokens
 
 MANUAL_VTT = "WEBVTT\n\n00:00.500 --> 00:03.000\nToday we will learn\n\n00:03.000 --> 00:06.000\nabout the city.\n"
 AUTO_VTT = ("WEBVTT\nKind: captions\nLanguage: en\n\n"
@@ -84,17 +85,18 @@ def test_asr_runs_without_usable_captions(ctx, speech_mp4):
     _with_audio(ctx, "asr_1", speech_mp4, [("fr", "manual", "srt", FRENCH_SRT), ("en", "manual", "vtt", broken)])
     outcome = run_stage(transcript.STAGE, "asr_1", ctx)
     t = _transcript(ctx, "asr_1")
-    assert t.source == "pocketsphinx" == outcome.summary["source"]
+    assert t.source == "faster_whisper" == outcome.summary["source"]
     assert "line 3: bad timestamp" in outcome.summary["rejected_captions"][0]
     heard = set(re.findall(r"[a-z']+", t.text.lower()))
     assert len(heard & set(re.findall(r"[a-z']+", ENGLISH.lower()))) >= 5
-    assert all(s.words for s in t.segments) and outcome.summary["tokens"] == len(t.text.split())
+    assert all(s.words for s in t.segments) and outcome.summary["tokens"] == count_tokens(t.text)
+    assert all(s.avg_logprob is not None and s.compression_ratio is not None for s in t.segments)
 
 
 def test_captions_can_be_ignored_and_auto_captions_refused(settings, speech_mp4):
     ctx = Context.from_settings(settings.replace(transcript={"prefer_captions": False}))
     _with_audio(ctx, "no_caps", speech_mp4, [("en", "manual", "vtt", MANUAL_VTT)])
-    assert run_stage(transcript.STAGE, "no_caps", ctx).summary["source"] == "pocketsphinx"
+    assert run_stage(transcript.STAGE, "no_caps", ctx).summary["source"] == "faster_whisper"
 
     tracks = [{"lang": "en", "kind": "auto", "key": "a", "ext": "vtt"}]
     assert caption_choices(tracks, "en", allow_auto=False) == []

@@ -38,6 +38,6 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     add_knowledge_point(ctx, "math-1")
     for n in range(300):  # more than a pipe buffer holds
         add_failed_video(ctx, f"v{n:03d}", "math-1", error="DownloadError: HTTP Error 403: Forbidden " + "x" * 200)
-    cmd = f"{sys.executable} -m textbook.cli --config {_config(tmp_path, ctx)} status | head -n 2"
+    cmd = f"{sys.executable} -m textbook.cli --config {_config(tmp_path, ctx)} status --failed | head -n 2"
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=120)
     assert proc.stdout.count("\n") == 2 and proc.stderr == "" and proc.returncode == 0

@@ -67,3 +67,11 @@ def test_short_tail_joins_previous_clip_and_refined_text_follows_segments():
 
 def test_no_speech_gives_no_clips():
     assert cut_clips([], duration=30, min_seconds=10, max_seconds=20) == []
+
+
+def test_a_short_tail_is_balanced_with_the_clip_before_it_never_glued_past_20_s():
+    # 6 sentences of 4.4 s: greedy 10-20 s grouping leaves 17.6 s + an 8.8 s tail (26.4 s if glued)
+    segs = _cues(SENTENCES[:6])
+    clips = cut_clips(segs, duration=26.4, min_seconds=10, max_seconds=20)
+    assert [(c.start, c.end) for c in clips] == [(0.0, 13.0), (13.0, 26.4)]  # three sentences each
+    assert " ".join(c.text for c in clips) == " ".join(SENTENCES[:6])

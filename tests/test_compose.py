@@ -142,7 +142,7 @@ def test_worker_queues_are_the_dag_queues(services):
         cmd = command(services[name])
         assert cmd[:2] == ["celery", "worker"], name
         queues[name] = set(cmd[cmd.index("--queues") + 1].split(","))
-    assert queues == {"airflow-worker": {dags.default_queue}, "airflow-worker-gpu": {dags.gpu_queue}}
+    assert queues == {"airflow-worker": {dags.default_queue}, "airflow-worker-gpu": {dags.gpu_queue, dags.train_queue}}
     # dags/ sends TASK_PLAN's gpu tasks to dags.gpu_queue and everything else to dags.default_queue
     assert {spec.queue for spec in TASK_PLAN} == {"default", "gpu"}
 
@@ -173,7 +173,7 @@ def test_pools_created_by_airflow_init_are_the_dag_pools(services):
     script = command(services["airflow-init"])[-1]
     pools = {name: int(slots) for name, slots in re.findall(r"airflow pools set (\S+) (\d+)", script)}
     assert dags.download_pool and dags.gpu_pool, "the DAGs must name both pools in the cluster"
-    assert set(pools) == {dags.download_pool, dags.gpu_pool, dags.pack_pool}
+    assert set(pools) == {dags.download_pool, dags.gpu_pool, dags.pack_pool, dags.train_pool}
     assert pools[dags.pack_pool] == 1, "exports of the shared dataset must never overlap"
     gpus = sum(int(d["count"]) for s in services.values() for d in gpu_devices(s))
     assert pools[dags.gpu_pool] == gpus, "one gpu pool slot per reserved GPU"

@@ -214,7 +214,7 @@ def test_runner_records_failure_and_filter(ctx):
     with pytest.raises(StageFailed, match="corrupt input"):
         run_stage(probe_stage, "bad1", ctx)
     row = ctx.db.video("bad1")
-    assert row.status == "failed" and "ValueError: corrupt input" in row.reason
+    assert row.status == "failed" and row.reason == "probe_stage: error: corrupt input"  # category: one line
     assert ctx.db.run("bad1", "probe_stage").error == "ValueError: corrupt input"
     out = run_stage(probe_stage, "short1", ctx)
     assert out.filtered and ctx.db.video("short1").status == "filtered"

@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from textbook.dag_files import plan_shims, sync_dag_files
 from textbook.taxonomy import load_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
+SHIPPED_TAXONOMY = Path(load_taxonomy().subjects[0].source).parent
 PROBE = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
@@ -28,18 +31,18 @@ for dag_id, dag in bag.dags.items():
                             "backoff": t.retry_exponential_backoff, "timeout": t.execution_timeout.total_seconds()
                             if t.execution_timeout else None,
                             "upstream": sorted(t.upstream_task_ids)}
-    out["dags"][dag_id] = {"tags": sorted(dag.tags), "schedule": str(dag.schedule), "catchup": dag.catchup,
+    out["dags"][dag_id] = {"tags": sorted(dag.tags), "schedule": str(getattr(dag.timetable, "expression", dag.schedule)), "catchup": dag.catchup,
                            "max_active_runs": dag.max_active_runs, "doc_md": dag.doc_md, "tasks": tasks}
 print(json.dumps(out))
 """
 
 
-def parse(tmp_path: Path, taxonomy_dir: Path | None = None, **env: str) -> dict:
+def parse(tmp_path: Path, taxonomy_dir: Path | None = None, dags: Path = REPO / "dags", **env: str) -> dict:
     full_env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 **({"TEXTBOOK_TAXONOMY_DIR": str(taxonomy_dir)} if taxonomy_dir else {}), **env}
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(REPO / "dags")], env=full_env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(dags)], env=full_env, capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["dags"] = {k: v for k, v in out["dags"].items() if k.startswith("textbook__")}  # downstream: test_train_dags
@@ -92,7 +95,7 @@ def test_nightly_schedules_are_spread_over_the_window(shipped):
 
 def test_adding_a_subject_file_adds_its_dags(tmp_path):
     tax = tmp_path / "taxonomy"
-    shutil.copytree(Path(load_taxonomy().subjects[0].source).parent, tax)
+    shutil.copytree(SHIPPED_TAXONOMY, tax)
     before = set(parse(tmp_path, tax)["dags"])
     (tax / "astronomy.yaml").write_text(
         "subject: {id: astronomy, name: Astronomy, level: 3}\n"
@@ -113,3 +116,89 @@ def test_a_task_parse_builds_only_its_dag(tmp_path):
 
 def test_schedule_can_be_turned_off_or_set(tmp_path):
     assert {d["schedule"] for d in parse(tmp_path, TEXTBOOK_DAGS__SCHEDULE="none")["dags"].values()} == {"None"}
+
+
+def test_the_shipped_dag_files_match_the_shipped_taxonomy():
+    """One DAG file per shipped subject file, as `python -m textbook.dag_files` writes them."""
+    shims = plan_shims(None)
+    assert len(shims) == len(load_taxonomy().subjects)
+    for name, text in shims.items():
+        assert (REPO / "dags" / name).read_text() == text, f"dags/{name} is stale: run python -m textbook.dag_files"
+
+
+def _dag_folder(tmp_path: Path, taxonomy: Path, sync: bool = True) -> Path:
+    dags = tmp_path / "dags"
+    shutil.copytree(REPO / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    if sync:
+        sync_dag_files(dags, taxonomy)
+    return dags
+
+
+BROKEN = "subject: {id: broken, name: Broken}\ncourses:\n  - name: Course\n    sub_courses: [oops\n"
+
+
+def test_a_broken_subject_file_breaks_only_its_own_dags(tmp_path):
+    tax = tmp_path / "taxonomy"
+    shutil.copytree(SHIPPED_TAXONOMY, tax)
+    (tax / "broken.yaml").write_text(BROKEN)
+    out = parse(tmp_path, tax, dags=_dag_folder(tmp_path, tax))
+    assert list(out["errors"]) == [str(tmp_path / "dags" / "textbook_subject_broken.py")]
+    assert "broken.yaml" in next(iter(out["errors"].values()))
+    assert set(out["dags"]) == {kp.dag_id for kp in load_taxonomy().knowledge_points}
+
+
+def test_a_broken_subject_without_a_dag_file_of_its_own_spares_those_with_one(tmp_path):
+    """Before `python -m textbook.dag_files` runs, a new subject is built by the fallback file."""
+    tax = tmp_path / "taxonomy"
+    shutil.copytree(SHIPPED_TAXONOMY, tax)
+    (tax / "broken.yaml").write_text(BROKEN)
+    out = parse(tmp_path, tax, dags=_dag_folder(tmp_path, tax, sync=False))
+    assert list(out["errors"]) == [str(tmp_path / "dags" / "textbook_knowledge_points.py")]
+    assert "python -m textbook.dag_files" in next(iter(out["errors"].values()))
+    assert set(out["dags"]) == {kp.dag_id for kp in load_taxonomy().knowledge_points}
+
+
+COPY_PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from airflow.serialization.serialized_objects import DagSerialization
+from textbook_dag_factory import DagBuilder, build_dag, corpus_asset
+from textbook.config import load_settings
+from textbook.taxonomy import load_taxonomy
+settings = load_settings()
+corpus = corpus_asset(settings)
+builder = DagBuilder(settings.dags, corpus)
+kps = load_taxonomy().knowledge_points
+ser = lambda d: json.dumps(DagSerialization.to_dict(d), sort_keys=True, default=str)
+print(json.dumps([kp.dag_id for kp in kps if ser(builder.build(kp)) != ser(build_dag(kp, settings.dags, corpus))]))
+"""
+
+
+@pytest.mark.parametrize("schedule", ["nightly", "none"])
+def test_a_copied_dag_serializes_like_one_built_for_its_knowledge_point(tmp_path, schedule):
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "TEXTBOOK_DAGS__SCHEDULE": schedule}
+    proc = subprocess.run([sys.executable, "-c", COPY_PROBE, str(REPO / "plugins")], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def _compose_timeout() -> str:
+    env = yaml.safe_load((REPO / "docker-compose.yaml").read_text())["x-airflow-common"]["environment"]
+    assert int(env["AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT"]) > int(env["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"])
+    return env["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"]
+
+
+@pytest.mark.slow
+def test_a_4000_knowledge_point_folder_parses_under_the_configured_timeout(tmp_path):
+    sys.path.insert(0, str(REPO / "bench"))
+    from dag_parse import write_taxonomy
+
+    tax = tmp_path / "taxonomy"
+    tax.mkdir()
+    assert write_taxonomy(tax, 8, 5, 10, 10) == 4000
+    dags = _dag_folder(tmp_path, tax)
+    assert len(list(dags.glob("textbook_subject_*.py"))) == 16  # 500 points a subject, 250 a file
+    out = parse(tmp_path, tax, dags=dags, AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT=_compose_timeout())
+    assert out["errors"] == {}
+    assert len(out["dags"]) == 4000

@@ -18,7 +18,7 @@ from skimage import data as skimage_data
 from skimage import feature
 
 from textbook.demo import DemoServer, render_course
-from textbook.demo.render import LECTURES, render_lecture
+from textbook.demo.render import LECTURES, MARGIN as MARGIN_PX, TITLE_BOX, render_lecture
 from textbook.media import probe, run_ffmpeg
 from textbook.records import check_video_id
 
@@ -151,6 +151,23 @@ def test_tesseract_reads_slide_titles(course, tmp_path):
                           text=True, check=True).stdout
     assert "Basic Ideas" in text
     assert "An experiment has possible outcomes" in text
+
+
+def test_a_lecture_cross_fades_into_boxed_titles_and_one_carries_a_footer(course, tmp_path):
+    course_dir, manifest = course
+    video = _video(manifest, "prob_dice04")
+    assert video["cross_fade"] and video["title_box"]
+    first, second = video["states"][:2]
+    assert second["settled"] == pytest.approx(second["start"] + 2.0)
+    mid_fade = _frame(course_dir / video["media"], second["start"] + 1.0, tmp_path / "fade.png").astype(float)
+    before = _frame(course_dir / video["media"], first["end"] - 0.5, tmp_path / "before.png").astype(float)
+    after = _frame(course_dir / video["media"], second["settled"] + 0.5, tmp_path / "after.png").astype(float)
+    # half-way through the fade the picture is about half of each slide
+    assert 0.3 < np.abs(mid_fade - before).mean() / np.abs(after - before).mean() < 0.7
+    band = after[50:140, 20:MARGIN_PX]  # left of the title text: the band's colour
+    assert band.mean(axis=(0, 1)) == pytest.approx(TITLE_BOX, abs=12)
+    footer = _video(manifest, "-newton_laws")["footer"]
+    assert footer and footer not in " ".join(s["text_on_screen"] for s in video["states"])
 
 
 def test_second_render_is_skipped(course):

@@ -37,7 +37,7 @@ def _small_world(tmp_path, **export):
     add_done_video(ctx, "-vidB_2", "phys-1", [
         ClipSpec(0.0, 12.5, "force equals mass times acceleration", keyframes=1, ocr=("F = ma",)),
         ClipSpec(12.5, 25.0, "so the unit is newton", keyframes=2),
-    ], transcript_source="pocketsphinx")
+    ], transcript_source="faster_whisper")
     add_filtered_video(ctx, "vidF", "math-1", Verdict("too_short", False, 4.0, "duration 4.0 s under 10 s"))
     add_failed_video(ctx, "vidX", "phys-1")
     register(ctx, "vidN", "math-1")
@@ -84,9 +84,11 @@ def test_a_clip_whose_visuals_were_dropped_keeps_its_text(tmp_path):
     [clips] = clip_samples(root)
     dropped = next(c for c in clips["conversations"] if c["vid"] == "vidA" and c["clip_start"] == 15.0)
     assert dropped["visual_kept"] is False and dropped["image_tokens"] == 0
-    assert dropped["keyframe_ssim"] == ["images/vidA/vidA@15.0_30.0#1.jpg"]
-    assert dropped["ocr"] == ["FACE CAPTION"] and dropped["ocr_image"] == dropped["keyframe_ssim"]
-    assert (root / dropped["keyframe_ssim"][0]).is_file()
+    assert dropped["keyframe_ssim"] == []  # a trainer reading keyframe_ssim never sees a dropped image
+    assert dropped["keyframe_ssim_dropped"] == ["images/vidA/vidA@15.0_30.0#1.jpg"]
+    assert dropped["ocr"] == ["FACE CAPTION"] and dropped["ocr_image"] == dropped["keyframe_ssim_dropped"]
+    assert (root / dropped["keyframe_ssim_dropped"][0]).is_file()
+    assert "ocr_qwen2_vl_72b" not in dropped and dropped["ocr_engine"] == "tesseract"
     first = clips["conversations"][0]
     assert first["asr"] == "one two three" and first["refined_asr"] == "One, two, three."
     assert first["extracted_frames"] == []  # sampled frames are not shipped by default: no dangling paths
@@ -103,7 +105,7 @@ def test_every_video_has_a_record_with_its_verdicts_and_reasons(tmp_path):
     assert a["status"] == "done" and a["exported"] is True and a["export_error"] == ""
     assert a["knowledge_point"]["id"] == "math-1"
     assert a["knowledge_point"]["path"] == "Mathematics / Mathematics course / Basics / Point math-1"
-    assert a["transcript_source"] == "captions" and records["-vidB_2"]["transcript_source"] == "pocketsphinx"
+    assert a["transcript_source"] == "captions" and records["-vidB_2"]["transcript_source"] == "faster_whisper"
     assert a["counts"] == {"clips": 3, "keyframes": 4, "images": 3, "visual_dropped_clips": 1,
                            "transcript_tokens": 10, "ocr_tokens": 6, "tokens": 10 + 30}
     assert {v["name"] for v in a["verdicts"]} == {"too_short", "silent", "not_english", "repetitive"}

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from state_helpers import finish_stage
-from media_helpers import ENGLISH, FRENCH, pad_wav, register_downloaded, silence_wav, speech_wav, \
+from media_helpers import ENGLISH, FRENCH, ffmpeg, pad_wav, register_downloaded, silence_wav, speech_wav, \
     video_with_audio
 from textbook.artifacts import read_input
 from textbook.config import FilterSettings
@@ -16,7 +16,7 @@ from textbook.context import Context
 from textbook.language import detect, scores
 from textbook.records import Segment, Transcript, Video
 from textbook.runner import run_stage
-from textbook.stages import audio, filters
+from textbook.stages import audio, filters, transcript
 from textbook.stages.filters import (declared_language, duration_bounds, not_english, repetition_share, repetitive,
                                      silent, too_short, wav_loudness)
 
@@ -104,7 +104,8 @@ def test_stage_keeps_an_english_lecture(ctx, media, tmp_path):
     assert doc["kept"] is True and doc["reason"] == "" and doc["language"] == "en"
     assert doc["language_confidence"] > 0.9
     names = [v["name"] for v in doc["verdicts"]]
-    assert names == ["too_short", "silent", "not_english", "repetitive", "metadata_duration", "metadata_language"]
+    assert names == ["too_short", "silent", "not_english", "transcript_quality", "repetitive", "metadata_duration",
+                     "metadata_language"]
     assert all(v["passed"] for v in doc["verdicts"])
 
 
@@ -134,3 +135,69 @@ def test_stage_drops_a_video_listed_in_another_language(ctx, media, tmp_path):
     platform's language field still says what the talk is in."""
     _prepared(ctx, "listed_fr", media["english_15s"], ENGLISH, tmp_path, language="fr")
     assert run_stage(filters.STAGE, "listed_fr", ctx).reason == "metadata_language: listed language fr, not English"
+
+
+LECTURE_EN = ENGLISH + " Energy is conserved in a closed system, so the total stays the same while its form changes."
+LECTURE_FR = FRENCH + " L'énergie se conserve dans un système fermé, donc le total reste le même."
+
+
+@pytest.fixture(scope="module")
+def narrations(tmp_path_factory):
+    """Real narration, transcribed by the default ASR in the tests below: English, French, and English
+    played backwards (speech-like sound in no language: what an ASR turns into confident-looking garbage)."""
+    folder = tmp_path_factory.mktemp("narration")
+    english = speech_wav(folder / "en.wav", LECTURE_EN)
+    backwards = folder / "backwards.wav"
+    ffmpeg("-i", str(english), "-af", "areverse", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(backwards))
+    return {"english": english, "french": speech_wav(folder / "fr.wav", LECTURE_FR, voice="fr"),
+            "backwards": backwards}
+
+
+def _through_asr(ctx: Context, vid: str, wav, tmp_path) -> dict:
+    """Download as a local file (no metadata, no captions), audio, the default ASR, then the filters."""
+    register_downloaded(ctx, vid, video_with_audio(tmp_path / f"{vid}.mp4", wav))
+    for stage in (audio.STAGE, transcript.STAGE, filters.STAGE):
+        run_stage(stage, vid, ctx)
+    return read_input(ctx, vid, "filters")
+
+
+@pytest.mark.slow
+def test_default_asr_lectures_english_kept_french_and_garbage_filtered_with_reasons(ctx, narrations, tmp_path):
+    english = _through_asr(ctx, "lecture_en", narrations["english"], tmp_path)
+    assert english["kept"], english["reason"]
+    assert english["speech_seconds"] > 10
+
+    french = _through_asr(ctx, "lecture_fr", narrations["french"], tmp_path)
+    assert re.match(r"not_english: \d+\.\d s of speech gave \d+ words", french["reason"]), french["reason"]
+
+    # Backwards speech comes out of tiny.en as a few words or as fluent-looking nonsense, depending on
+    # the encoding: either the words-per-second evidence or Whisper's own confidence drops it.
+    garbage = _through_asr(ctx, "garbage", narrations["backwards"], tmp_path)
+    assert not garbage["kept"]
+    quality = next(v for v in garbage["verdicts"] if v["name"] == "transcript_quality")
+    assert garbage["reason"].startswith("not_english: ") or (
+        garbage["reason"].startswith("transcript_quality: mean log-probability")
+        and quality["score"] < CFG.min_avg_logprob), garbage["reason"]
+
+
+def test_transcript_quality_reads_whisper_signals_and_lets_captions_pass():
+    good = Transcript("faster_whisper", "en", [Segment(0, 4, "a", avg_logprob=-0.2, compression_ratio=1.5),
+                                               Segment(4, 5, "b", avg_logprob=-1.5, compression_ratio=1.5)])
+    assert filters.transcript_quality(good, CFG).passed  # weighted by length: -0.46
+    unsure = Transcript("faster_whisper", "en", [Segment(0, 4, "a", avg_logprob=-1.2, compression_ratio=1.5)])
+    assert "mean log-probability -1.20 under -0.8" in filters.transcript_quality(unsure, CFG).reason
+    loop = Transcript("faster_whisper", "en", [Segment(0, 4, "a", avg_logprob=-0.3, compression_ratio=2.6)])
+    assert not filters.transcript_quality(loop, CFG).passed
+    assert filters.transcript_quality(Transcript("captions", "en", [Segment(0, 4, "a")]), CFG).passed
+
+
+def test_captions_beside_local_media_count_as_language_evidence(ctx, tmp_path):
+    media = tmp_path / "cours.mp4"
+    media.write_bytes(b"")
+    (tmp_path / "cours.fr.vtt").write_text("WEBVTT\n")
+    video = Video("cours", media.as_uri(), source="local")
+    assert filters.caption_languages(video) == ("fr",)
+    evidence = filters.LanguageEvidence(scores(ENGLISH), filters.caption_languages(video))
+    assert not_english(evidence, CFG).reason == "captions only in fr, none in English"
+    (tmp_path / "cours.en.srt").write_text("")
+    assert not_english(filters.LanguageEvidence(scores(ENGLISH), filters.caption_languages(video)), CFG).passed

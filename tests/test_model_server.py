@@ -42,8 +42,8 @@ def test_model_tasks_run_in_the_server_and_load_each_model_once(ctx, server, tmp
         assert out.stage == "transcript" and out.status == "done"
     stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/stats"))
     assert stats["requests"] == 3
-    assert stats["backend_builds"] == {"asr:pocketsphinx": 1}
-    assert ctx.db.run("v3", "transcript").result["source"] == "pocketsphinx"
+    assert stats["backend_builds"] == {"asr:faster_whisper": 1}
+    assert ctx.db.run("v3", "transcript").result["source"] == "faster_whisper"
     assert worker.backend_builds == {}  # the worker process itself loaded nothing
 
 

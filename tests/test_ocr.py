@@ -12,6 +12,7 @@ from textbook.context import Context
 from textbook.records import OcrResult
 from textbook.runner import StageFailed, run_stage
 from textbook.stages import keyframes, ocr
+from textbook.slide_ocr import strip_bullet
 from textbook.stages.ocr import OcrUnavailable, Tesseract, new_lines
 
 SIZE = (640, 360)
@@ -86,3 +87,43 @@ def test_ocr_stage_reports_a_missing_language_through_the_runner(tmp_path, build
     with pytest.raises(StageFailed, match="xyz"):
         run_stage(ocr.STAGE, VID, ctx)
     assert ctx.db.run(VID, "ocr").status == "failed"
+
+
+def test_white_title_on_a_coloured_box_is_read_by_the_inverted_pass(tmp_path):
+    image = tmp_path / "boxed.png"
+    slide("Thermodynamics", ["Heat flows from hot to cold"], SIZE, title_box=(30, 90, 160)).save(image)
+    engine = Tesseract("eng")
+    lines = engine.read(image, 60.0)
+    assert [line.text for line in lines][:2] == ["Thermodynamics", "Heat flows from hot to cold"]
+    assert all(0 < line.confidence <= 100 for line in lines)
+    import pytesseract as tess
+
+    plain = [t for t in tess.image_to_string(str(image)).splitlines() if t.strip()]
+    assert "Thermodynamics" not in plain  # what one plain pass gives: the title is lost
+
+
+def test_bullet_glyphs_are_not_read_as_letters(tmp_path):
+    image = tmp_path / "bullets.png"
+    slide("Cells", ["Membranes keep the inside in", "Ribosomes build proteins"], SIZE).save(image)
+    assert Tesseract("eng").lines(image, 60.0) == ["Cells", "Membranes keep the inside in", "Ribosomes build proteins"]
+    assert strip_bullet("e Flux through a surface") == "Flux through a surface"
+    assert strip_bullet("e = mc2") == "e = mc2" and strip_bullet("« Energy") == strip_bullet("+ Energy") == "Energy"
+
+
+def test_a_recurring_footer_goes_to_boilerplate_not_to_the_text(tmp_path):
+    titles = ["Osmosis", "Diffusion", "Active transport", "Endocytosis", "Exocytosis"]
+    bullets = ["Water crosses the membrane", "Down its gradient", "Needs no energy", "Carried by proteins"]
+    states = [(slide(t, bullets[:1 + i % 4], SIZE, footer=f"Cell Biology 101   slide {i + 1}"), 2.0)
+              for i, t in enumerate(titles)]
+    video = write_video(states, tmp_path / "footer.mp4", fps=5)
+    ctx = _context(tmp_path)
+    prepare(ctx, "footer", video, [(0.0, 10.0, "membranes")])
+    run_stage(keyframes.STAGE, "footer", ctx)
+    outcome = run_stage(ocr.STAGE, "footer", ctx)
+    doc = read_input(ctx, "footer", "ocr")
+    results = [OcrResult.from_dict(r) for r in doc["results"]]
+    assert [r.text.splitlines()[0] for r in results] == titles
+    assert not any("Cell Biology" in r.text for r in results), [(r.text, r.boilerplate) for r in results]
+    assert all(any("Cell Biology 101" in line for line in r.boilerplate) for r in results)
+    assert doc["ocr_boilerplate"] and outcome.summary["boilerplate_lines"] == len(doc["ocr_boilerplate"])
+    assert all(len(r.confidence) == len(r.text.splitlines()) for r in results)

@@ -36,7 +36,7 @@ def _world(tmp_path: Path, **export):
     add_done_video(ctx, "-vidB_2", "phys-1", [
         ClipSpec(0.0, 12.5, "force equals mass times acceleration", keyframes=1, ocr=("F = ma",)),
         ClipSpec(12.5, 25.0, "so the unit is newton", keyframes=2),
-    ], transcript_source="pocketsphinx")
+    ], transcript_source="faster_whisper")
     add_filtered_video(ctx, "vidF", "math-1", Verdict("too_short", False, 4.0, FILTER_REASON))
     add_failed_video(ctx, "vidX", "phys-1")
     register(ctx, "vidN", "math-1")

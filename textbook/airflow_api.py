@@ -135,15 +135,25 @@ class AirflowClient:
         return self.call("PATCH", f"/api/v2/dags/{segment(dag_id)}", {"update_mask": "is_paused"},
                          {"is_paused": paused})
 
-    def trigger(self, dag_id: str, run_id: str, note: str | None = None) -> dict[str, Any]:
-        """A manual run now (no logical date, so runs of one DAG never collide on it)."""
-        body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": None}
+    def dag(self, dag_id: str) -> dict[str, Any]:
+        return self.call("GET", f"/api/v2/dags/{segment(dag_id)}")
+
+    def trigger(self, dag_id: str, run_id: str, note: str | None = None,
+                logical_date: str | None = None) -> dict[str, Any]:
+        """A manual run now; with no logical date unless given, so runs of one DAG never collide on it."""
+        body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": logical_date}
         if note:
             body["note"] = note
         return self.call("POST", f"/api/v2/dags/{segment(dag_id)}/dagRuns", body=body)
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.call("GET", f"/api/v2/dags/{segment(dag_id)}/dagRuns/{segment(run_id)}")
+
+    def dag_runs(self, dag_id_prefix: str, **filters: Any) -> list[dict[str, Any]]:
+        """Runs of every DAG whose id starts with the prefix, with the API's filters (``state``
+        may be a list; ``run_id_prefix_pattern``...); the caller filters the DAG ids exactly."""
+        return list(self.pages("/api/v2/dags/~/dagRuns", "dag_runs", {"dag_id_prefix_pattern": dag_id_prefix,
+                                                                         **filters}))
 
     def task_instances(self, dag_id: str, run_id: str = "~", **filters: Any) -> list[dict[str, Any]]:
         """Task instances of one run (``~``: of every run), with the API's query filters."""

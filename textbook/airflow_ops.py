@@ -5,9 +5,10 @@ Retry: a video is one map index of its knowledge point's DAG, labelled with the 
 downstream (the rest of its chain, then ``pack``), so the scheduler reruns it from the failed
 stage on; the stages before it are not touched.
 
-Backfill: every knowledge-point DAG of a subject is unpaused and triggered, at most
-``max_active`` of the backfill's runs queued or running at once, so a new subject of 200 knowledge
-points does not flood the scheduler and the download pool.
+Backfill: every knowledge-point DAG of a subject is triggered once, at most ``max_active`` runs
+of its DAGs queued or running at once, so a new subject of 200 knowledge points does not flood the
+scheduler and the download pool. A paused DAG is unpaused only when its turn comes, its run taking
+the schedule slot unpausing would start (see ``start_run``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
-from textbook.airflow_api import AirflowClient
+from textbook.airflow_api import AirflowApiError, AirflowClient
 from textbook.context import Context
 from textbook.taxonomy import TaxonomyLookupError
 
@@ -116,8 +117,12 @@ class BackfillRun:
     state: str
 
 
-def _check_dags(client: AirflowClient, dag_ids: Sequence[str]) -> list[str]:
-    """Unpause the DAGs; refuse (naming them) when some are not in Airflow. Returns the unpaused."""
+RUN_PREFIX = "textbook-backfill__"  # not "backfill__…": Airflow keeps run type prefixes for itself
+ACTIVE_RUN_STATES = ["queued", "running"]
+
+
+def _check_dags(client: AirflowClient, dag_ids: Sequence[str]) -> dict[str, dict]:
+    """The DAGs as Airflow has them; refuse (naming them) when some are not in Airflow."""
     known = {d["dag_id"]: d for d in client.dags(os.path.commonprefix(list(dag_ids)))}
     missing = [d for d in dag_ids if d not in known]
     if missing:
@@ -126,48 +131,128 @@ def _check_dags(client: AirflowClient, dag_ids: Sequence[str]) -> list[str]:
             f"{len(missing)} of {len(dag_ids)} DAGs are not in Airflow yet (not parsed, or an import error): "
             f"{shown}. Wait for the dag-processor to parse dags/ (or run `airflow dags reserialize`), then "
             f"run the backfill again; nothing was triggered")
-    paused = [d for d in dag_ids if known[d]["is_paused"]]
-    for dag_id in paused:
+    return known
+
+
+def _runs_by_dag(client: AirflowClient, dag_ids: Sequence[str], **filters: object) -> list[dict]:
+    wanted = set(dag_ids)
+    return [r for r in client.dag_runs(os.path.commonprefix(list(dag_ids)), **filters) if r["dag_id"] in wanted]
+
+
+def _backfill_run_id(client: AirflowClient, dag_ids: Sequence[str], label: str,
+                     fresh: bool) -> tuple[str, dict[str, str]]:
+    """The run id of the backfill to go on with (the latest one of ``label`` while some of its DAGs
+    have no finished run, else a new one) and the states of its runs so far, by DAG."""
+    prefix = f"{RUN_PREFIX}{label}__"
+    ours = [r for r in _runs_by_dag(client, dag_ids, run_id_prefix_pattern=prefix)
+            if r["dag_run_id"].startswith(prefix)]
+    if ours and not fresh:
+        run_id = max(r["dag_run_id"] for r in ours)
+        states = {r["dag_id"]: r["state"] for r in ours if r["dag_run_id"] == run_id}
+        if any(states.get(d) not in FINISHED_RUN_STATES for d in dag_ids):
+            return run_id, states
+    return f"{prefix}{datetime.now(timezone.utc):%Y%m%dT%H%M%S}", {}
+
+
+def _passed_slot(dag: dict) -> str | None:
+    """The logical date of the run the scheduler creates as soon as the paused DAG is unpaused:
+    with ``catchup=False`` its latest schedule slot that has passed. None when there is none."""
+    run_after = dag.get("next_dagrun_run_after")
+    if not dag["is_paused"] or not run_after or datetime.fromisoformat(run_after) > datetime.now(timezone.utc):
+        return None
+    return dag.get("next_dagrun_logical_date")
+
+
+def start_run(client: AirflowClient, dag_id: str, run_id: str, note: str) -> bool:
+    """Trigger the DAG's backfill run, then unpause the DAG if it is paused; True if it was.
+
+    A paused DAG's run is never started, so a DAG is unpaused only when its turn comes. Unpausing
+    makes the scheduler create at once the run of the schedule slot that passed; the backfill run
+    takes that slot's logical date, so the scheduler finds the slot's run there and only moves the
+    DAG's next run on to the next slot: one run, not two.
+    """
+    dag = client.dag(dag_id)
+    slot = _passed_slot(dag)
+    try:
+        client.trigger(dag_id, run_id, note=note, logical_date=slot)
+    except AirflowApiError as exc:
+        if exc.status != 409 or slot is None:
+            raise
+        client.trigger(dag_id, run_id, note=note)  # the slot has its run already: none is made on unpause
+    if dag["is_paused"]:
         client.set_paused(dag_id, False)
-    return paused
+    return bool(dag["is_paused"])
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}h{whole // 60 % 60:02d}m" if whole >= 3600 else f"{whole // 60}m{whole % 60:02d}s"
+
+
+@dataclass
+class _Progress:
+    """Finished runs against time, for the ETA: the rate of this invocation's finishes."""
+
+    total: int
+    finished_before: int
+    started: float = field(default_factory=time.monotonic)
+    finished_now: int = 0
+
+    def line(self, active: int, waiting: int) -> str:
+        done = self.finished_before + self.finished_now
+        elapsed = time.monotonic() - self.started
+        eta = (f"ETA {_duration((self.total - done) * elapsed / self.finished_now)}" if self.finished_now
+               else "ETA after the first run finishes")
+        return f"{done}/{self.total} finished, {active} running, {waiting} waiting; {_duration(elapsed)} elapsed, {eta}"
 
 
 def backfill(client: AirflowClient, dag_ids: Sequence[str], *, label: str, max_active: int,
-             poll_seconds: float = 10.0, timeout: float | None = None,
+             poll_seconds: float = 10.0, timeout: float | None = None, fresh: bool = False,
              echo: Callable[[str], None] = print) -> list[BackfillRun]:
-    """Trigger one run of each DAG, never more than ``max_active`` of them unfinished at once.
+    """Run each DAG once, never more than ``max_active`` runs of these DAGs queued or running.
 
-    Returns every run with its final state; raises BackfillError after ``timeout`` seconds,
-    saying how many finished, are still running in Airflow, and were never triggered.
+    Every queued or running run of the DAGs counts, the backfill's and any other (a DAG's own
+    nightly run), so the limit holds whatever else runs. Resumable: run again after an
+    interruption, it goes on with the same backfill (its run id), skipping DAGs whose run finished
+    and waiting for those still running; ``fresh`` starts a new one. Returns every run with its
+    final state; raises BackfillError after ``timeout`` seconds, saying what is left.
     """
     if max_active < 1:
         raise BackfillError(f"max_active must be at least 1, got {max_active}")
     if not dag_ids:
         raise BackfillError(f"{label}: no DAGs to backfill")
-    paused = _check_dags(client, dag_ids)
-    if paused:
-        echo(f"unpaused {len(paused)} DAG(s)")
-    # Not "backfill__…": Airflow keeps run ids starting with a run type ("backfill__", "manual__") for it.
-    run_id = f"textbook-backfill__{label}__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-    total, pending = len(dag_ids), deque(dag_ids)
-    active: dict[str, BackfillRun] = {}
-    done: list[BackfillRun] = []
+    known = _check_dags(client, dag_ids)
+    run_id, states = _backfill_run_id(client, dag_ids, label, fresh)
+    done = [BackfillRun(d, run_id, states[d]) for d in dag_ids if states.get(d) in FINISHED_RUN_STATES]
+    active = {d: BackfillRun(d, run_id, state) for d, state in states.items() if state not in FINISHED_RUN_STATES}
+    pending = deque(d for d in dag_ids if d not in states)
+    for dag_id in active:  # interrupted between its trigger and its unpause
+        if known[dag_id]["is_paused"]:
+            client.set_paused(dag_id, False)
+    total = len(dag_ids)
+    progress = _Progress(total, len(done))
+    if states:
+        echo(f"resuming {run_id}: {len(done)} finished, {len(active)} queued or running, {len(pending)} to trigger")
+    note = f"textbook backfill {label}"
     deadline = None if timeout is None else time.monotonic() + timeout
     while pending or active:
-        while pending and len(active) < max_active:
+        busy = len(_runs_by_dag(client, dag_ids, state=ACTIVE_RUN_STATES)) if pending else 0
+        while pending and busy < max_active:
             dag_id = pending.popleft()
-            client.trigger(dag_id, run_id, note=f"textbook backfill {label}")
+            unpaused = start_run(client, dag_id, run_id, note)
             active[dag_id] = BackfillRun(dag_id, run_id, "queued")
-            echo(f"triggered {total - len(pending)}/{total}: {dag_id}")
+            busy += 1
+            echo(f"triggered {total - len(pending)}/{total}: {dag_id}{' (unpaused)' if unpaused else ''}")
         if deadline is not None and time.monotonic() >= deadline:
             raise BackfillError(f"{label}: stopped waiting after {timeout:g} s: {len(done)} of {total} runs "
                                 f"finished, {len(active)} still queued or running in Airflow "
-                                f"(run id {run_id}), {len(pending)} not triggered")
+                                f"(run id {run_id}), {len(pending)} not triggered; run the same command "
+                                f"again to go on with this backfill")
         time.sleep(poll_seconds if deadline is None else max(0.0, min(poll_seconds, deadline - time.monotonic())))
         for dag_id, run in list(active.items()):
             run.state = client.dag_run(dag_id, run.run_id)["state"]
             if run.state in FINISHED_RUN_STATES:
                 done.append(active.pop(dag_id))
-                echo(f"finished {len(done)}/{total}: {dag_id}: {run.state} "
-                     f"({len(active)} running, {len(pending)} waiting)")
+                progress.finished_now += 1
+                echo(f"finished {dag_id}: {run.state}; {progress.line(len(active), len(pending))}")
     return done

@@ -140,22 +140,76 @@ def cmd_status(args: argparse.Namespace) -> int:
             note = run.error or (f"held by {run.worker}" if run.status == "running" else "")
             print(f"  {run.stage:<14}{state:<9}attempts={run.attempts:<3}{secs:>8}  {note}")
         return 0
-    kp_ids = args.kp or None
-    rows = ctx.db.videos(kp_ids=kp_ids, status="failed" if args.failed else None)
+    if args.kp or args.failed:
+        kp_ids = args.kp or ([kp.id for kp in _subject_kps(ctx, args.subject)] if args.subject else None)
+        return _status_videos(ctx, kp_ids, "failed" if args.failed else None)
+    if args.subject:
+        return _status_subject(ctx, args.subject)
+    return _status_subjects(ctx)
+
+
+def _subject_kps(ctx: Context, subject: str) -> list[Any]:
+    from textbook.taxonomy import TaxonomyLookupError
+
+    try:
+        return ctx.taxonomy.select(subject=subject)
+    except TaxonomyLookupError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _counts_line(counts: Any) -> str:
+    from textbook.status import STATUSES
+
+    return ", ".join(f"{counts.get(s)} {s}" for s in STATUSES if counts.get(s)) or "none"
+
+
+def _status_subjects(ctx: Context) -> int:
+    """Every subject's progress, from aggregate queries (no per-video round trip)."""
+    from textbook import status as st
+
+    counts = st.video_counts(ctx)
+    print(f"{counts.total} videos: {_counts_line(counts)}")
+    for subject in st.subject_progress(ctx):
+        print(f"  {subject.id:<24}{subject.searched}/{subject.knowledge_points} knowledge points searched, "
+              f"{subject.counts.total} videos: {_counts_line(subject.counts)}")
+    return 0
+
+
+def _status_subject(ctx: Context, subject: str) -> int:
+    """One subject's knowledge points, from aggregate queries."""
+    from textbook import status as st
+
+    rows = st.kp_progress(ctx, _subject_kps(ctx, subject))
+    total = st.Counts()
+    for row in rows:
+        total = total.plus(row.counts)
+    print(f"{subject}: {sum(row.searched for row in rows)}/{len(rows)} knowledge points searched, "
+          f"{total.total} videos: {_counts_line(total)}")
+    for row in rows:
+        print(f"  {row.kp.id:<56}{'searched' if row.searched else 'not searched':<14}"
+              f"{row.counts.total:>6} videos: {_counts_line(row.counts)}")
+    return 0
+
+
+def _status_videos(ctx: Context, kp_ids: list[str] | None, status: str | None) -> int:
+    """The videos of some knowledge points (or the failed ones), their links in one query."""
+    from textbook import status as st
+
+    rows = ctx.db.videos(kp_ids=kp_ids, status=status)
+    links = st.video_links(ctx, kp_ids, status)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     if not rows:
-        print("no failed videos" if args.failed else "no videos yet: `textbook run` finds them")
+        print("no failed videos" if status == "failed" else "no videos yet: `textbook run` finds them")
         return 0
     print(f"{len(rows)} videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for row in rows:
-        kps = ",".join(link.kp_id for link in ctx.db.links(row.video_id))
         reason = row.reason
         if row.status == "running":  # is anyone still running it?
             stale = next((why for r in ctx.db.runs(row.video_id) if (why := ctx.db.stale_reason(r))), "")
             reason = f"stale: {stale}" if stale else reason
-        print(f"  {row.video_id:<24}{row.status:<10}{kps}  {reason}")
+        print(f"  {row.video_id:<24} {row.status:<9} {','.join(links.get(row.video_id, []))}  {reason}")
     return 0
 
 
@@ -226,7 +280,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     print(f"backfill {args.subject}: {len(kps)} knowledge-point DAGs, at most {args.max_active} runs at once")
     try:
         runs = backfill(client, [kp.dag_id for kp in kps], label=args.subject, max_active=args.max_active,
-                        poll_seconds=args.poll, timeout=args.timeout)
+                        poll_seconds=args.poll, timeout=args.timeout, fresh=args.fresh)
     except (BackfillError, AirflowApiError) as exc:
         raise CliError(str(exc)) from None
     failed = [run.dag_id for run in runs if run.state != "success"]
@@ -303,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-airflow", action="store_true", help="run the stages in this process, without Airflow")
     demo.set_defaults(fn=cmd_demo)
 
-    status = sub.add_parser("status", help="progress per knowledge point and per video, with failure reasons")
+    status = sub.add_parser("status", help="progress per subject (default), per knowledge point of a subject "
+                                           "(--subject), per video (--kp, --failed, --video), with failure reasons")
+    status.add_argument("--subject", help="one subject's knowledge points")
     status.add_argument("--kp", action="append")
     status.add_argument("--video")
     status.add_argument("--failed", action="store_true")
@@ -317,9 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = sub.add_parser("backfill", help="trigger every knowledge-point DAG of a subject through Airflow's "
                                                "REST API, a few runs at a time")
     backfill.add_argument("--subject", required=True, help="subject id")
-    backfill.add_argument("--max-active", type=int, default=4, help="runs of this backfill queued or running at once")
+    backfill.add_argument("--max-active", type=int, default=4, help="runs of the subject's DAGs queued or running at once")
     backfill.add_argument("--poll", type=float, default=10.0, help="seconds between checks of the runs")
     backfill.add_argument("--timeout", type=float, help="stop waiting after this many seconds (runs go on in Airflow)")
+    backfill.add_argument("--fresh", action="store_true",
+                          help="start a new backfill instead of going on with an unfinished one of the subject")
     backfill.set_defaults(fn=cmd_backfill)
 
     export = sub.add_parser("export", help="write the dataset (FORMAT.md) from finished videos")

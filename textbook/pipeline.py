@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Iterable
+from typing import Callable, Iterable, Mapping
 
 from textbook.context import Context
 from textbook.runner import Outcome, StageBusy, StageFailed, is_current, run_stage
 from textbook.stages import audio, clips, download, filters, keyframes, ocr, refine, transcript, visual_filter
 from textbook.sources.local import source_stamp
 from textbook.stages.base import Stage
+from textbook.state import StageRun
 from textbook.state.snapshot import make_snapshot, same_result
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,18 @@ def stage_by_name(name: str) -> Stage:
 def chain_state(video_id: str, ctx: Context) -> tuple[str, str]:
     """Where the video's chain stands under the current config, from its stage runs:
     ('done' | 'filtered' | 'failed' | 'permanent_failure' | 'pending', reason)."""
-    runs = {r.stage: r for r in ctx.db.runs(video_id)}
+    return state_of({r.stage: r for r in ctx.db.runs(video_id)}, lambda: ctx.db.video(video_id).url, ctx)
+
+
+def state_of(runs: Mapping[str, StageRun], url: Callable[[], str], ctx: Context) -> tuple[str, str]:
+    """``chain_state`` of a video given its runs by stage, wherever they were read from; ``url``
+    is asked for only when a permanent failure must be checked against its local file."""
     for s in STAGES:
         run = runs.get(s.name)
         if run is not None and run.status == "failed":
             if not run.result.get("permanent"):
                 return "failed", f"{s.name}: {run.error}"
-            row = ctx.db.video(video_id)
-            if run.result.get("source", "") != source_stamp(row.url):
+            if run.result.get("source", "") != source_stamp(url()):
                 return "pending", ""  # the file behind a permanent failure changed: worth another try
             return "permanent_failure", f"{s.name}: {run.error}"
         if not is_current(run, s, ctx):
@@ -55,6 +60,16 @@ def chain_state(video_id: str, ctx: Context) -> tuple[str, str]:
         if run.result.get("filtered"):
             return "filtered", run.result["filtered"]
     return "done", ""
+
+
+FINISHED = ("done", "filtered", "permanent_failure")
+
+
+def work_left(kp_id: str, ctx: Context) -> list[str]:
+    """The videos the knowledge point's DAG should process: found first by it and not finished
+    (``is_finished``), read with one query for the whole knowledge point, not a few per video."""
+    return [vid for vid, (url, runs) in ctx.db.primary_videos_runs(kp_id).items()
+            if state_of({r.stage: r for r in runs}, lambda url=url: url, ctx)[0] not in FINISHED]
 
 
 def complete_video(video_id: str, ctx: Context) -> str:
@@ -76,7 +91,7 @@ def complete_video(video_id: str, ctx: Context) -> str:
 def is_finished(video_id: str, ctx: Context) -> bool:
     """True when the video needs no work under the current config: every stage done, or dropped by
     a filter, or failed in a way no retry can mend. A transient failure is retried next run."""
-    return chain_state(video_id, ctx)[0] in ("done", "filtered", "permanent_failure")
+    return chain_state(video_id, ctx)[0] in FINISHED
 
 
 def run_video(video_id: str, ctx: Context, stages: Iterable[Stage] = STAGES, wait: float = 0.0) -> list[Outcome]:

@@ -80,12 +80,19 @@ class Segment(Record):
     end: float
     text: str
     words: list[Word] | None = None
+    # What the recogniser itself thinks of the segment (Whisper exposes these; None otherwise):
+    # mean token log-probability, probability that there was no speech, gzip compression ratio
+    # of the text (loops and hallucinated repeats compress well).
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Segment":
         words = data.get("words")
         return cls(data["start"], data["end"], data["text"],
-                   [Word.from_dict(w) for w in words] if words is not None else None)
+                   [Word.from_dict(w) for w in words] if words is not None else None,
+                   data.get("avg_logprob"), data.get("no_speech_prob"), data.get("compression_ratio"))
 
 
 @dataclass
@@ -150,8 +157,10 @@ class ClipFrames(Record):
 @dataclass
 class OcrResult(Record):
     key: str  # keyframe artifact key
-    text: str  # raw OCR text
+    text: str  # OCR text, one line per line read, template lines (boilerplate) left out
     deduplicated: str  # what remains after removing lines repeated from the previous keyframe
+    confidence: list[float] = field(default_factory=list)  # mean word confidence (0-100) of each line of text
+    boilerplate: list[str] = field(default_factory=list)  # lines recurring on most keyframes of the video
 
 
 @dataclass

@@ -11,7 +11,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from sqlalchemy import func, select
 
@@ -21,7 +21,8 @@ from textbook.tasks import TASK_PLAN
 from textbook.taxonomy import KnowledgePoint, TaxonomyLookupError
 
 STATUSES = ("new", "running", "done", "filtered", "failed")
-# The mapped task group dags/textbook_knowledge_points.py runs per video (one map index each).
+# The mapped task group the knowledge-point DAGs run per video (plugins/textbook_dag_factory.py; one map
+# index each).
 VIDEO_GROUP = "video"
 
 
@@ -68,28 +69,39 @@ class SubjectProgress:
     counts: Counts
 
 
-def _counts_by_kp(ctx: Context) -> dict[str, Counts]:
+def _counts_by_kp(ctx: Context, kp_ids: Sequence[str] | None = None) -> dict[str, Counts]:
+    """Videos by knowledge point and status (of ``kp_ids``, or all): one GROUP BY."""
+    q = (select(VideoKnowledgePoint.kp_id, VideoRow.status, func.count())
+         .join(VideoRow, VideoRow.video_id == VideoKnowledgePoint.video_id)
+         .group_by(VideoKnowledgePoint.kp_id, VideoRow.status))
+    if kp_ids is not None:
+        q = q.where(VideoKnowledgePoint.kp_id.in_(list(kp_ids)))
     with ctx.db.session() as s:
-        rows = s.execute(select(VideoKnowledgePoint.kp_id, VideoRow.status, func.count())
-                         .join(VideoRow, VideoRow.video_id == VideoKnowledgePoint.video_id)
-                         .group_by(VideoKnowledgePoint.kp_id, VideoRow.status)).all()
+        rows = s.execute(q).all()
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for kp_id, status, n in rows:
         out[kp_id][status] = n
     return {kp_id: Counts(c) for kp_id, c in out.items()}
 
 
-def _searched(ctx: Context) -> set[str]:
+def _searched(ctx: Context, kp_ids: Sequence[str] | None = None) -> set[str]:
+    q = select(KnowledgePointRow.id)
+    if kp_ids is not None:
+        q = q.where(KnowledgePointRow.id.in_(list(kp_ids)))
     with ctx.db.session() as s:
-        return set(s.scalars(select(KnowledgePointRow.id)))
+        return set(s.scalars(q))
 
 
 def kp_progress(ctx: Context, kps: Iterable[KnowledgePoint]) -> list[KpProgress]:
-    counts, searched = _counts_by_kp(ctx), _searched(ctx)
+    """Each knowledge point's videos by status: two queries whatever the number of videos."""
+    kps = list(kps)
+    ids = [kp.id for kp in kps]
+    counts, searched = _counts_by_kp(ctx, ids), _searched(ctx, ids)
     return [KpProgress(kp, kp.id in searched, counts.get(kp.id, Counts())) for kp in kps]
 
 
 def subject_progress(ctx: Context) -> list[SubjectProgress]:
+    """Each subject's videos by status: two queries whatever the number of videos."""
     counts, searched = _counts_by_kp(ctx), _searched(ctx)
     out = []
     for subject in ctx.taxonomy.subjects:
@@ -99,6 +111,30 @@ def subject_progress(ctx: Context) -> list[SubjectProgress]:
         out.append(SubjectProgress(subject.id, subject.name, len(subject.knowledge_points),
                                    sum(kp.id in searched for kp in subject.knowledge_points), total))
     return out
+
+
+def video_counts(ctx: Context) -> Counts:
+    """Every video once, by status: one GROUP BY."""
+    with ctx.db.session() as s:
+        return Counts(dict(s.execute(select(VideoRow.status, func.count()).group_by(VideoRow.status)).all()))
+
+
+def video_links(ctx: Context, kp_ids: Sequence[str] | None = None, status: str | None = None) -> dict[str, list[str]]:
+    """The knowledge points of every video ``StateDB.videos`` lists for the same filters, in one query."""
+    videos = select(VideoRow.video_id)
+    if kp_ids is not None:
+        videos = videos.where(VideoRow.video_id.in_(
+            select(VideoKnowledgePoint.video_id).where(VideoKnowledgePoint.kp_id.in_(list(kp_ids)))))
+    if status:
+        videos = videos.where(VideoRow.status == status)
+    q = (select(VideoKnowledgePoint.video_id, VideoKnowledgePoint.kp_id)
+         .where(VideoKnowledgePoint.video_id.in_(videos))
+         .order_by(VideoKnowledgePoint.video_id, VideoKnowledgePoint.found_at, VideoKnowledgePoint.kp_id))
+    out: dict[str, list[str]] = defaultdict(list)
+    with ctx.db.session() as s:
+        for vid, kp_id in s.execute(q):
+            out[vid].append(kp_id)
+    return dict(out)
 
 
 @dataclass(frozen=True)

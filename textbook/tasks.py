@@ -35,18 +35,14 @@ def configure(settings: Settings) -> Context:
 def search(kp_id: str, limit: int | None = None, ctx: Context | None = None) -> list[str]:
     """Search a knowledge point; return the ids of the videos this knowledge point's DAG should
     process: found first by it, and with work left."""
-    from textbook.collect import discover, linked_videos
-    from textbook.pipeline import is_finished
+    from textbook.collect import discover
+    from textbook.pipeline import work_left
 
     ctx = ctx or context()
     discover(ctx.taxonomy.get(kp_id), ctx, limit)
-    return [vid for vid in linked_videos(ctx, [kp_id]) if _primary_kp(vid, ctx) == kp_id and not is_finished(vid, ctx)]
-
-
-def _primary_kp(video_id: str, ctx: Context) -> str:
-    """The knowledge point that found the video first: its DAG processes the video, so two DAGs
-    that found the same video never race on it."""
-    return ctx.db.links(video_id)[0].kp_id
+    # Only videos this knowledge point found first: its DAG processes them, so two DAGs that found
+    # the same video never race on it.
+    return work_left(kp_id, ctx)
 
 
 @dataclass(frozen=True)

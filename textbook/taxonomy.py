@@ -208,6 +208,23 @@ def load_taxonomy(directory: str | Path | None = None) -> Taxonomy:
     return Taxonomy(tuple(subjects))
 
 
+def taxonomy_files(directory: str | Path | None = None) -> list[Path]:
+    """The subject files of a taxonomy folder, sorted by name (no file is read)."""
+    folder = Path(directory).expanduser() if directory else SHIPPED_DIR
+    return sorted((p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()),
+                  key=lambda p: p.name) if folder.is_dir() else []
+
+
+def load_subject_file(file: str | Path) -> Subject:
+    """One subject file on its own, validated (checks across files are ``load_taxonomy``'s): each
+    subject's DAG file reads only its own, so a broken file breaks only its own DAGs."""
+    problems: list[str] = []
+    subject = _FileReader(Path(file), problems).read()
+    if problems or subject is None:
+        raise TaxonomyError(problems or [f"{file}: no subject"])
+    return subject
+
+
 def slugify(name: str) -> str:
     """A default id from a name: 'Newton’s laws of motion' -> 'newtons-laws-of-motion'."""
     text = re.sub(r"['’]", "", name)

@@ -11,13 +11,18 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from airflow_server import free_port
+from media_helpers import word_error_rate
+from PIL import Image
 
 from textbook.artifacts import read_input
 from textbook.config import load_settings
 from textbook.demo.job import run_demo
 from textbook.export import validate_dataset
+from textbook.media import run_ffmpeg
+from textbook.stages.keyframes import compare_image, ssim
 
 pytestmark = pytest.mark.slow
 
@@ -79,12 +84,12 @@ def test_captioned_text_matches_narration_and_asr_is_used_without_captions(demo)
         if v["has_captions"]:
             assert transcript["source"] == "captions"
             assert _norm(" ".join(c["text"] for c in clips)) == spoken
-        else:
-            assert transcript["source"] == "pocketsphinx"
-            heard = set(_norm(" ".join(c["text"] for c in clips)).split())
-            assert len(heard & set(re.findall(r"[a-z']+", spoken))) >= 20  # weak ASR, but real words
+        else:  # Whisper tiny.en, offline: near word-perfect on the narration
+            assert transcript["source"] == "faster_whisper"
+            wer = word_error_rate(spoken, " ".join(c["text"] for c in clips))
+            assert wer < 0.15, (v["id"], wer)
         for c in clips:
-            assert 10 <= c["end"] - c["start"] <= 30
+            assert 10 <= c["end"] - c["start"] <= 20.5, (v["id"], c["start"], c["end"])
 
 
 def _keyframes_by_state(ctx, video):
@@ -99,6 +104,34 @@ def test_each_slide_state_yields_exactly_one_keyframe(demo):
         per_state, frames = _keyframes_by_state(first.ctx, v)
         assert [len(f) for f in per_state] == [1] * len(v["states"]), v["id"]
         assert len(frames) == len(v["states"])
+
+
+def test_cross_faded_slides_give_their_settled_picture_never_a_blend(demo, tmp_path):
+    _, _, first, manifest = demo
+    store = first.ctx.store
+    course = first.ctx.settings.data_path / "demo-course"
+    faded = [v for v in _lectures(manifest) if v["cross_fade"]]
+    assert faded
+    for v in faded:
+        per_state, _ = _keyframes_by_state(store, v)
+        for n, (state, [keyframe]) in enumerate(zip(v["states"], per_state)):
+            assert keyframe["time"] >= state["settled"], (v["id"], state["title"], keyframe["time"])
+            clean = tmp_path / f"{v['id']}-{n}.png"
+            run_ffmpeg(["-ss", f"{(state['settled'] + state['end']) / 2:.3f}", "-i", str(course / v["media"]),
+                        "-frames:v", "1", str(clean)], "grab a settled frame")
+            with store.local_path(keyframe["key"]) as path:
+                shown = compare_image(np.asarray(Image.open(path).convert("RGB")), 64)
+            assert ssim(shown, compare_image(np.asarray(Image.open(clean).convert("RGB")), 64)) >= 0.99
+
+
+def test_a_recurring_footer_is_boilerplate_not_text(demo):
+    _, _, first, manifest = demo
+    for v in _lectures(manifest):
+        if not v["footer"]:
+            continue
+        doc = read_input(first.ctx, v["id"], "ocr")
+        assert not any("Physics 101" in r["text"] for r in doc["results"])
+        assert any("Physics 101" in line for line in doc["ocr_boilerplate"])
 
 
 def test_each_slide_title_appears_in_the_ocr_of_its_keyframe(demo):

@@ -47,9 +47,11 @@ FRAME = SAMPLE_RATE // FPS  # a state lasts a whole number of video frames
 SENTENCE_GAP = 15 * TICK  # 0.3 s of silence after each sentence
 CHANNEL = "Demo Open Course"
 MANIFEST = "manifest.json"
-_FORMAT = "1"  # bump when the rendering code changes its output; content changes are hashed
+_FORMAT = "2"  # bump when the rendering code changes its output; content changes are hashed
 
+TRANSITION_SECONDS = 2.0  # cross-fade length (cross_fade lectures), at the start of each state
 BACKGROUND = (250, 250, 246)
+TITLE_BOX = (28, 86, 150)
 INK = (30, 30, 30)
 TITLE_INK = (18, 42, 96)
 ACCENT = (214, 96, 24)
@@ -83,6 +85,9 @@ class Lecture:
     captions: bool  # publish a WebVTT file in the narration's language
     states: tuple[State, ...]
     expected_filter: str | None = None  # what the pipeline's filters must say about it
+    cross_fade: bool = False  # each state fades in from the previous one over TRANSITION_SECONDS
+    title_box: bool = False  # slide headings in white on a coloured band (a common template)
+    footer: str = ""  # a line at the bottom of every slide, as templates repeat it
 
 
 def _title_card(title: str, narration: str) -> State:
@@ -190,7 +195,7 @@ LECTURES: tuple[Lecture, ...] = (
             _speaker("To recap, the first law describes inertia, the second law links force, mass and "
                      "acceleration, and the third law says that forces come in equal and opposite pairs. "
                      "Try to spot all three laws the next time you ride a bicycle or throw a ball."),
-        )),
+        ), footer="Demo Open Course | Physics 101"),
     Lecture(
         "energy_cons3", "Conservation of Energy",
         "Kinetic and potential energy, and why their sum stays constant: a dropped ball, step by step.",
@@ -263,7 +268,7 @@ LECTURES: tuple[Lecture, ...] = (
             _speaker("In summary, probability counts favorable outcomes out of all possible outcomes. A "
                      "careful count of the sample space is the key step. Next time, we will see what happens "
                      "when we combine events with the words and and or."),
-        )),
+        ), cross_fade=True, title_box=True),
     Lecture(
         "fr_derivees", "Les d\u00e9riv\u00e9es : la pente d'une courbe",
         "Une introduction aux d\u00e9riv\u00e9es : pente de la tangente et taux d'accroissement.",
@@ -463,6 +468,35 @@ def _speaker_frame() -> Image.Image:
     return photo.crop((0, 40, WIDTH, 40 + HEIGHT))
 
 
+def _boxed_heading(image: Image.Image, title: str) -> Image.Image:
+    """The heading redrawn in white on a coloured band."""
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 44, WIDTH, 146), fill=TITLE_BOX)
+    size = 60
+    while _font(size, bold=True).getlength(title) > WIDTH - 2 * MARGIN:
+        size -= 2
+    draw.text((MARGIN, 114), title, font=_font(size, bold=True), fill="white", anchor="ls")
+    return image
+
+
+def _with_footer(image: Image.Image, footer: str) -> Image.Image:
+    ImageDraw.Draw(image).text((MARGIN, HEIGHT - 36), footer, font=_font(28), fill=(110, 110, 110), anchor="ls")
+    return image
+
+
+def _styled(state: State, lecture: Lecture) -> tuple[Image.Image, str]:
+    """The state's picture in the lecture's template (title band, footer); the text on screen
+    leaves out the footer, which is template, not content."""
+    image, on_screen = _draw_state(state)
+    if state.kind == "speaker":
+        return image, on_screen
+    if lecture.title_box and state.title and (state.kind != "slide" or state.bullets):
+        image = _boxed_heading(image, state.title)
+    if lecture.footer:
+        image = _with_footer(image, lecture.footer)
+    return image, on_screen
+
+
 def _draw_state(state: State) -> tuple[Image.Image, str]:
     """The picture for a state and the text a reader would see on it (one item per line)."""
     if state.kind == "slide" and not state.bullets:
@@ -528,6 +562,7 @@ def render_lecture(lecture: Lecture, out_dir: Path, work: Path) -> dict[str, Any
     states: list[dict[str, Any]] = []
     cues: list[tuple[int, int, str]] = []
     playlist = ["ffconcat version 1.0"]
+    previous: Image.Image | None = None
     for i, state in enumerate(lecture.states):
         state_start = len(pcm) // 2
         sentences = _sentences(state.narration)
@@ -539,12 +574,20 @@ def render_lecture(lecture: Lecture, out_dir: Path, work: Path) -> dict[str, Any
             pcm += speech + _silence(spoken - len(speech) // 2 + SENTENCE_GAP)
         pcm += _silence(_round_up(len(pcm) // 2 - state_start, FRAME) - (len(pcm) // 2 - state_start))
         state_end = len(pcm) // 2
-        image, on_screen = _draw_state(state)
+        image, on_screen = _styled(state, lecture)
+        fading = lecture.cross_fade and previous is not None
+        steps = round(TRANSITION_SECONDS * FPS) if fading else 0
+        for n in range(steps):  # each blend shown for one frame
+            blend = work / f"{i:02d}-fade{n:02d}.png"
+            Image.blend(previous, image, (n + 1) / (steps + 1)).save(blend, format="PNG")
+            playlist += [f"file '{blend.name}'", f"duration {1 / FPS:.3f}"]
         still = work / f"{i:02d}.png"
         image.save(still, format="PNG")
-        playlist += [f"file '{still.name}'", f"duration {_seconds(state_end - state_start):.3f}"]
+        playlist += [f"file '{still.name}'", f"duration {_seconds(state_end - state_start) - steps / FPS:.3f}"]
+        previous = image
         states.append({"start": _seconds(state_start), "end": _seconds(state_end), "kind": state.kind,
                        "title": state.title, "text_on_screen": on_screen, "narration": " ".join(sentences),
+                       "settled": round(_seconds(state_start) + steps / FPS, 3),
                        **({"formula": state.formula} if state.formula else {})})
     playlist.append(playlist[-2])  # the concat demuxer honours the last duration only when the file repeats
     total = len(pcm) // 2
@@ -568,6 +611,7 @@ def render_lecture(lecture: Lecture, out_dir: Path, work: Path) -> dict[str, Any
         "id": video_id, "title": lecture.title, "description": lecture.description, "channel": CHANNEL,
         "duration": _seconds(total), "language": lecture.language, "has_captions": lecture.captions,
         "captions": captions, "media": f"{video_id}.mp4", "expected_filter": lecture.expected_filter,
+        "cross_fade": lecture.cross_fade, "title_box": lecture.title_box, "footer": lecture.footer,
         "states": states,
         "cues": [{"start": _seconds(s), "end": _seconds(e), "text": text} for s, e, text in cues],
     }

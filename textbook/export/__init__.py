@@ -21,15 +21,16 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from textbook.config import ExportSettings
 from textbook.export.card import SampleFacts, render_card
 from textbook.export.clipview import FOLDER as CLIPS_FOLDER
-from textbook.export.clipview import clip_sample
+from textbook.export.clipview import write_clip_view
 from textbook.export.files import DatasetWriter, jsonl
 from textbook.export.interleave import ClipItem, Entry
 from textbook.export.obelics import FOLDER as OBELICS_FOLDER
-from textbook.export.obelics import SINGLE_JSON, obelics_sample, write_obelics, write_shards
+from textbook.export.obelics import SINGLE_JSON, obelics_sample, write_obelics
 from textbook.export.packing import Sample, order_samples, pack
 from textbook.export.remote import SyncSummary, remote_target, sync_to_s3
 from textbook.tokens import count_tokens
 from textbook.export.validate import validate_dataset
+from textbook.export.wds import write_wds_view
 from textbook.export.videos import KnowledgePoint, VideoEntry, load_videos, video_record
 from textbook.store import ArtifactStore, LocalStore
 
@@ -172,10 +173,13 @@ def previously_shipped(root: Path) -> set[str]:
     return shipped
 
 
-def _refuse_losses(root: Path, entries: list[VideoEntry], max_share: float) -> None:
+def _refuse_losses(root: Path, entries: list[VideoEntry], max_share: float, sliced: bool) -> None:
     """Refuse an export that drops shipped videos nobody removed on purpose (a filter that now drops
-    a video is on purpose; a video whose documents went missing is not)."""
+    a video is on purpose, and so is leaving a video out of a slice; a video whose documents went
+    missing is not)."""
     before = previously_shipped(root)
+    if sliced:
+        before &= {e.video_id for e in entries}
     if not before:
         return
     kept = {e.video_id for e in entries if e.exported or e.status == "filtered"}
@@ -200,7 +204,7 @@ def _export_dataset(ctx: Context, kp_ids: list[str] | None, force: bool) -> Expo
     kps = named if named is not None else _linked_knowledge_points(entries)
     samples = _packed_samples(entries, exp)
     if not force:
-        _refuse_losses(root, entries, exp.max_lost_share)
+        _refuse_losses(root, entries, exp.max_lost_share, sliced=kp_ids is not None)
 
     root.mkdir(parents=True, exist_ok=True)
     writer = DatasetWriter(root)
@@ -212,9 +216,8 @@ def _export_dataset(ctx: Context, kp_ids: list[str] | None, force: bool) -> Expo
     rows = [obelics_sample(s, end_of_video=exp.end_of_video, image_tokens=exp.image_tokens, image_path=path)
             for s in samples]
     shards = write_obelics(writer, rows, exp.shard_size, exp.single_json)
-    write_shards(writer, CLIPS_FOLDER, [
-        clip_sample(s, image_tokens=exp.image_tokens, path=path, frames_shipped=exp.sampled_frames) for s in samples],
-                 exp.shard_size)
+    write_clip_view(writer, samples, exp, path, settings.ocr.backend)
+    write_wds_view(writer, samples, exp)
     writer.write_bytes("videos.jsonl", jsonl(video_record(e, exp.image_tokens) for e in entries))
 
     subject = {e.video_id: e.subject for e in entries}

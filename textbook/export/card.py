@@ -177,7 +177,38 @@ def _fingerprints(exported: list[VideoEntry]) -> str:
     return _table(["Stage", "Config fingerprint", "Videos"], rows) if rows else "No stage runs."
 
 
-def _front_matter() -> str:
+def _columns(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """HF ``dataset_info`` features in the card's YAML form: 'str' dtypes, ['dtype'] lists, dict structs."""
+    out = []
+    for name, kind in spec.items():
+        if isinstance(kind, list):
+            inner = kind[0]
+            out.append({"name": name, "list": _columns(inner) if isinstance(inner, dict) else inner})
+        else:
+            out.append({"name": name, "dtype": kind})
+    return out
+
+
+# Declared column types, so that HF ``datasets`` never infers them from one shard (a shard whose
+# lists are all empty would be read as ``null`` and the next shard then fails to cast).
+OBELICS_FEATURES = {
+    "images": ["string"], "texts": ["string"], "text_ocr_list": ["string"],
+    "metadata": [{"video_id": "string", "clip_start": "float64", "clip_end": "float64", "kind": "string",
+                  "knowledge_point": "string"}],
+    "image_num": "int64", "text_num": "int64", "token_num": "int64",
+}
+CLIP_FEATURES = {
+    "vid": "string", "clip_start": "float64", "clip_end": "float64", "asr": "string", "refined_asr": "string",
+    "extracted_frames": ["string"], "keyframe_ssim": ["string"], "keyframe_ssim_dropped": ["string"],
+    "ocr": ["string"], "ocr_image": ["string"], "ocr_deduplicates": ["string"], "ocr_boilerplate": ["string"],
+    "visual_kept": "bool",
+    "visual_reason": "string", "image_tokens": "int64", "token_num": "int64", "asr_token_num": "int64",
+    "ocr_engine": "string",
+}
+
+
+def _front_matter(compat: bool) -> str:
+    clip = {**CLIP_FEATURES, **({"ocr_qwen2_vl_72b": "string"} if compat else {})}
     meta = {
         "pretty_name": "Multimodal textbook",
         "language": ["en"],
@@ -188,6 +219,11 @@ def _front_matter() -> str:
             {"config_name": "obelics", "data_files": "obelics/part-*.jsonl", "default": True},
             {"config_name": "clips", "data_files": "clips/part-*.jsonl"},
             {"config_name": "videos", "data_files": "videos.jsonl"},
+            {"config_name": "wds", "data_files": "wds/shard-*.tar"},
+        ],
+        "dataset_info": [
+            {"config_name": "obelics", "features": _columns(OBELICS_FEATURES)},
+            {"config_name": "clips", "features": _columns({"token_num": "int64", "conversations": [clip]})},
         ],
     }
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
@@ -204,7 +240,7 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[
     order = ("curriculum order: easiest knowledge points first (taxonomy level), not shuffled" if exp.curriculum
              else f"shuffled across videos with seed {exp.seed}")
     sections = [
-        _front_matter(),
+        _front_matter(exp.single_json),
         "# Multimodal textbook\n",
         "Keyframes of instructional videos interleaved with what the teacher says over them, after "
         '"2.5 Years in Class: A Multimodal Textbook for Vision-Language Pretraining" (arXiv 2501.00958). '
@@ -230,9 +266,20 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[
         "## Files\n",
         f"- `obelics/part-NNNNN.jsonl`: {len(samples)} interleaved sample(s) in {len(shards)} shard(s) of at most "
         f"{exp.shard_size}, with `length.json` and `shard_id_range.json` ([start, end) sample indices).",
-        "- `clips/part-NNNNN.jsonl`: the same samples, one record per clip with its intermediates.",
-        "- `multimodal_textbook.json`: all samples as one JSON array." if exp.single_json else
-        "- `multimodal_textbook.json`: not written (export.single_json is off).",
+        "- `clips/part-NNNNN.jsonl`: the same samples, one record per clip with its intermediates. "
+        "`keyframe_ssim` lists only keyframes that ship; the keyframes SSIM kept in a clip whose visuals were "
+        "filtered out are in `keyframe_ssim_dropped`.",
+        "- `multimodal_textbook.json` and `multimodal_textbook_meta_data.json`: the OBELICS and clip views as one "
+        "JSON array each, for the release's LLaVA and Idefics2 trainers. Their clips also carry `ocr_qwen2_vl_72b`, "
+        "the field name the Idefics2 trainer reads OCR from: it is an alias holding the clip's deduplicated OCR "
+        f"as one string, produced by `{settings.ocr.backend}` (named in `ocr_engine`), not by Qwen2-VL-72B."
+        if exp.single_json else
+        "- `multimodal_textbook.json`, `multimodal_textbook_meta_data.json`: not written (export.single_json is off).",
+        f"- `wds/shard-NNNNNN.tar`: the OBELICS samples as WebDataset shards of at most {exp.wds_shard_size} "
+        "(`<key>.json` with image entries replaced by member names, `<key>.<k>.jpg`; key = global sample index), "
+        "listed with sample counts and SHA-256 in `wds/index.json`." if exp.webdataset else
+        "- `wds/`: not written (export.webdataset is off).",
+        "- Column types are declared in this card's `dataset_info`, so HF `datasets` reads every shard alike.",
         "- `videos.jsonl`: one line per video considered, kept or not.",
         f"- `images/<video_id>/<video_id>@<start>_<end>#<k>.jpg`: {images} keyframe(s): every keyframe of the "
         "exported videos, also those the visual filter dropped (only the clip view shows those).",
@@ -247,9 +294,15 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[
         "refinement ran, else as transcribed). A clip whose images the visual filter dropped keeps its text.",
         "- `text_ocr_list` holds the transcript followed by the clip's deduplicated OCR, one line each, from the "
         "keyframes the visual filter kept only (a dropped clip's OCR is dropped with its images).",
+        f"- OCR is `{settings.ocr.backend}`: it reads printed slide text; it cannot read formulas (an equation "
+        "comes out as a few symbols or not at all), nor most handwriting.",
         f"- Tokens are estimated offline, without a model tokenizer: {TOKEN_RULE}. Each image counts as "
         f"{exp.image_tokens} tokens. `text_num` counts transcript tokens; `token_num` counts every text "
         "position (End-of-Video markers included) plus the images.",
+        f"- Budget rule: a sample holds at most {exp.token_budget} tokens, images counted at {exp.image_tokens} "
+        "each. The paper's samples average 10.7 images and 1,297 text tokens, 10.7 x 576 + 1,297 = 7,460 tokens: "
+        "the default budget of 8192 with 576 per image gives samples of that shape on lecture-length videos "
+        "(how many images a sample holds depends on how often the slides change against how much is said).",
         f"- Videos are packed into samples of at most {exp.token_budget} tokens, ordered by knowledge point then "
         "video id; a video is only cut (at clip boundaries) when it is larger than the budget. Every video ends "
         f"with the text position `{exp.end_of_video}`; in the clip view, with the pseudo-clip "

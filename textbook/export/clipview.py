@@ -2,24 +2,38 @@
 
 It is what the release's Idefics trainer reads, and what a person reads to see why a clip looks
 the way it does: every sampled frame compared, the keyframes SSIM kept, each keyframe's OCR before
-and after deduplication, and whether the visual filter kept the clip's images.
+and after deduplication (and the template lines, such as footers, set apart in ``ocr_boilerplate``),
+and whether the visual filter kept the clip's images.
+
+That trainer reads ``keyframe_ssim`` as the images to train on, so it lists only keyframes that
+ship: the ones SSIM kept in a clip whose visuals were filtered out move to ``keyframe_ssim_dropped``.
+With ``compat`` (export.single_json) each clip also carries the OCR field name that trainer reads,
+``ocr_qwen2_vl_72b``: an alias holding the clip's deduplicated OCR as one string, whatever engine
+(``ocr_engine``) produced it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from textbook.export.interleave import ClipItem, Entry
+from textbook.config import ExportSettings
+from textbook.export.files import DatasetWriter, json_array
+from textbook.export.interleave import ClipItem
+from textbook.export.obelics import write_shards
 from textbook.export.packing import Sample
 
 FOLDER = "clips"
+SINGLE_JSON = "multimodal_textbook_meta_data.json"  # the release's name for this view as one array
+OCR_ALIAS = "ocr_qwen2_vl_72b"
 # The release's spelling of the pseudo-clip that marks a video boundary.
 END_OF_VIDEO_CLIP = {"vid": "End of a Video", "image_tokens": 0, "token_num": 0}
 
 
-def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str], frames_shipped: bool) -> dict[str, Any]:
+def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str], frames_shipped: bool,
+                ocr_engine: str = "", compat: bool = False) -> dict[str, Any]:
     images = len(clip.images) * image_tokens
-    return {
+    ssim_kept = [path(f.path) for f in clip.frames]
+    record = {
         "vid": clip.video_id,
         "clip_start": clip.start,
         "clip_end": clip.end,
@@ -27,25 +41,38 @@ def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str], f
         "refined_asr": clip.refined_asr,
         # only paths that exist in the dataset: the sampled frames ship with export.sampled_frames
         "extracted_frames": [path(f.path) for f in clip.sampled] if frames_shipped else [],
-        "keyframe_ssim": [path(f.path) for f in clip.frames],
+        "keyframe_ssim": ssim_kept if clip.visual_kept else [],
+        "keyframe_ssim_dropped": [] if clip.visual_kept else ssim_kept,
         "ocr": [f.ocr for f in clip.frames],
         "ocr_image": [path(f.path) for f in clip.frames],
         "ocr_deduplicates": [f.ocr_deduplicated for f in clip.frames],
+        "ocr_boilerplate": [f.ocr_boilerplate for f in clip.frames],
         "visual_kept": clip.visual_kept,
         "visual_reason": clip.visual_reason,
         "image_tokens": images,
         "token_num": images + clip.text_tokens,
         "asr_token_num": clip.text_tokens,
+        "ocr_engine": ocr_engine,
     }
-
-
-def _record(entry: Entry, image_tokens: int, path: Callable[[str], str], frames_shipped: bool) -> dict[str, Any]:
-    if isinstance(entry, ClipItem):
-        return clip_record(entry, image_tokens, path, frames_shipped)
-    return dict(END_OF_VIDEO_CLIP)
+    if compat:
+        record[OCR_ALIAS] = clip.ocr_text
+    return record
 
 
 def clip_sample(sample: Sample, *, image_tokens: int, path: Callable[[str], str],
-                frames_shipped: bool) -> dict[str, Any]:
-    conversations = [_record(e, image_tokens, path, frames_shipped) for e in sample]
+                frames_shipped: bool, ocr_engine: str = "", compat: bool = False) -> dict[str, Any]:
+    conversations = [clip_record(e, image_tokens, path, frames_shipped, ocr_engine, compat)
+                     if isinstance(e, ClipItem) else dict(END_OF_VIDEO_CLIP) for e in sample]
     return {"token_num": sum(c["token_num"] for c in conversations), "conversations": conversations}
+
+
+def write_clip_view(writer: DatasetWriter, samples: Sequence[Sample], exp: ExportSettings,
+                    path: Callable[[str], str], ocr_engine: str) -> list[str]:
+    """The clip view's shards (``clips/part-NNNNN.jsonl``), and with export.single_json also the one
+    JSON array the release's Idefics2 trainer reads; returns the shard names."""
+    rows = [clip_sample(s, image_tokens=exp.image_tokens, path=path, frames_shipped=exp.sampled_frames,
+                        ocr_engine=ocr_engine, compat=exp.single_json) for s in samples]
+    names = write_shards(writer, FOLDER, rows, exp.shard_size)
+    if exp.single_json:
+        writer.write_bytes(SINGLE_JSON, json_array(rows))
+    return names

@@ -18,8 +18,8 @@ from textbook.atomic import atomic_write
 from textbook.store import ArtifactStore, check_key
 
 # Folders and top-level files that belong to the exporter; anything else under the root is left alone.
-OWNED_FOLDERS = ("obelics", "clips", "images", "frames")
-OWNED_FILES = ("multimodal_textbook.json", "videos.jsonl", "README.md")
+OWNED_FOLDERS = ("obelics", "clips", "images", "frames", "wds")
+OWNED_FILES = ("multimodal_textbook.json", "multimodal_textbook_meta_data.json", "videos.jsonl", "README.md")
 
 
 def dumps(obj: Any) -> str:
@@ -29,6 +29,11 @@ def dumps(obj: Any) -> str:
 
 def jsonl(rows: Iterable[Any]) -> bytes:
     return "".join(dumps(r) + "\n" for r in rows).encode()
+
+
+def json_array(rows: Iterable[Any]) -> bytes:
+    """The rows as one JSON array, one row a line (what the release's trainers read)."""
+    return ("[" + ",\n".join(dumps(r) for r in rows) + "]\n").encode()
 
 
 class DatasetWriter:
@@ -53,6 +58,12 @@ class DatasetWriter:
 
     def write_json(self, rel: str, obj: Any) -> Path:
         return self.write_bytes(rel, (json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=1) + "\n").encode())
+
+    def write_with(self, rel: str, fill: Callable[[Path], None]) -> Path:
+        """A file written by ``fill(temporary path)``, renamed into place (for files too big to hold in memory)."""
+        self.written.add(rel)
+        self._atomic(rel, fill)
+        return self.path(rel)
 
     def copy_artifact(self, store: ArtifactStore, key: str, rel: str) -> Path:
         """Copy a store artifact into the dataset (skipped when the same bytes are already there)."""

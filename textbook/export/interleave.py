@@ -29,6 +29,7 @@ class Frame:
     path: str  # relative to the dataset root, FORMAT.md section 1
     ocr: str
     ocr_deduplicated: str
+    ocr_boilerplate: str = ""  # template lines (footer, slide number) the OCR stage set apart, one a line
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def _clip_item(video_id: str, knowledge_point: str | None, clip: Clip, clip_fram
         if result is None:
             raise ExportInputError(f"ocr.json has no result for keyframe {kf.key!r}")
         frames.append(Frame(kf.key, keys.keyframe(video_id, clip.start, clip.end, kf.k),
-                            result.text.strip(), result.deduplicated.strip()))
+                            result.text.strip(), result.deduplicated.strip(), "\n".join(result.boilerplate)))
     sampled = tuple(SampledFrame(key, keys.sampled_frame_path(video_id, PurePosixPath(key).name))
                     for key in (clip_frames.sampled if clip_frames else ()))
     raw = (clip.text or "").strip()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from textbook.export.files import DatasetWriter, dumps, jsonl
+from textbook.export.files import DatasetWriter, json_array, jsonl
 from textbook.export.interleave import ClipItem, positions
 from textbook.export.packing import Sample
 from textbook.tokens import count_tokens
@@ -65,5 +65,5 @@ def write_obelics(writer: DatasetWriter, rows: Sequence[dict[str, Any]], shard_s
     writer.write_json(f"{FOLDER}/length.json", lengths)
     writer.write_json(f"{FOLDER}/shard_id_range.json", ranges)
     if single_json:
-        writer.write_bytes(SINGLE_JSON, ("[" + ",\n".join(dumps(r) for r in rows) + "]\n").encode())
+        writer.write_bytes(SINGLE_JSON, json_array(rows))
     return names

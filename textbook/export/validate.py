@@ -23,8 +23,9 @@ IMAGE_NAME = re.compile(
     r"^images/(?P<vid>[A-Za-z0-9_-]{1,128})/(?P=vid)@(?P<start>\d+\.\d)_(?P<end>\d+\.\d)#(?P<k>[1-9]\d*)\.jpg$")
 SAMPLE_FIELDS = ("images", "texts", "text_ocr_list", "metadata", "image_num", "text_num", "token_num")
 METADATA_FIELDS = ("video_id", "clip_start", "clip_end", "kind", "knowledge_point")
-CLIP_FIELDS = ("vid", "clip_start", "clip_end", "asr", "refined_asr", "extracted_frames", "keyframe_ssim", "ocr",
-               "ocr_image", "ocr_deduplicates", "visual_kept", "image_tokens", "token_num", "asr_token_num")
+CLIP_FIELDS = ("vid", "clip_start", "clip_end", "asr", "refined_asr", "extracted_frames", "keyframe_ssim",
+               "keyframe_ssim_dropped", "ocr", "ocr_image", "ocr_deduplicates", "visual_kept", "image_tokens",
+               "token_num", "asr_token_num")
 VIDEO_FIELDS = ("video_id", "url", "status", "reason", "knowledge_point", "search_keyword", "title", "desc",
                 "channel", "duration", "language", "license", "transcript_source", "verdicts", "counts")
 
@@ -238,11 +239,17 @@ class _Checker:
         if not isinstance(c, dict) or any(f not in c for f in CLIP_FIELDS):
             self.problem(f"{where}: a clip record needs {', '.join(CLIP_FIELDS)}")
             return 0
-        frames = c["keyframe_ssim"]
-        lists = [c[f] for f in ("keyframe_ssim", "ocr", "ocr_image", "ocr_deduplicates")]
-        if not all(isinstance(x, list) for x in lists + [c["extracted_frames"]]) or len({len(x) for x in lists}) != 1:
-            self.problem(f"{where}: keyframe_ssim, ocr, ocr_image and ocr_deduplicates must be lists of one length")
+        lists = [c[f] for f in ("keyframe_ssim", "keyframe_ssim_dropped", "ocr", "ocr_image", "ocr_deduplicates")]
+        if not all(isinstance(x, list) for x in lists + [c["extracted_frames"]]):
+            self.problem(f"{where}: keyframe_ssim(_dropped), ocr, ocr_image and ocr_deduplicates must be lists")
             return 0
+        frames = c["keyframe_ssim"] + c["keyframe_ssim_dropped"]
+        if len({len(frames), *(len(x) for x in lists[2:])}) != 1:
+            self.problem(f"{where}: ocr, ocr_image and ocr_deduplicates need one entry per SSIM keyframe")
+            return 0
+        if c["keyframe_ssim_dropped"] if c["visual_kept"] else c["keyframe_ssim"]:
+            self.problem(f"{where}: keyframe_ssim must list only shipped keyframes (visual_kept "
+                         f"{c['visual_kept']}), the others keyframe_ssim_dropped")
         for path in frames + [p for p in c["ocr_image"] if p not in frames]:
             self.image_file(path, where, c["vid"], c["clip_start"], c["clip_end"])
         if frames_shipped:

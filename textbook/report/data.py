@@ -126,7 +126,8 @@ def _read_clips(root: Path) -> dict[str, list[dict[str, Any]]]:
                 _require(clip, ("vid", *CLIP_FIELDS), at)
                 vid = _video_id(clip["vid"], at)
                 record = dict(clip)
-                record["keyframe_ssim"] = [dataset_path(p, at) for p in clip["keyframe_ssim"]]
+                shown = clip["keyframe_ssim"] + clip.get("keyframe_ssim_dropped", [])  # the page shows dropped ones too
+                record["keyframe_ssim"] = [dataset_path(p, at) for p in shown]
                 clips.setdefault(vid, []).append(record)
     for records in clips.values():
         records.sort(key=lambda c: (c["clip_start"], c["clip_end"]))

@@ -11,6 +11,19 @@ from textbook.sources.base import SourceError, dedup, safe_id_from_url
 MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"}
 
 
+CAPTION_SUFFIXES = (".vtt", ".srt")
+
+
+def sidecar_languages(media: Path) -> list[str]:
+    """Languages of the caption files beside ``media`` (``<stem>.<lang>.vtt`` or ``.srt``), sorted."""
+    folder, stem = media.parent, media.stem
+    if not folder.is_dir():
+        return []
+    langs = {p.name[len(stem) + 1:-len(p.suffix)] for p in folder.iterdir()
+             if p.suffix.lower() in CAPTION_SUFFIXES and p.name.startswith(stem + ".")}
+    return sorted(lang for lang in langs if lang and "." not in lang)
+
+
 class LocalSource:
     name = "local"
 

@@ -86,10 +86,28 @@ def group_sentences(sentences: list[Sentence], min_seconds: float, max_seconds: 
             cur.append(s)
         else:
             groups.append([s])
-    if len(groups) > 1 and groups[-1][-1].end - groups[-1][0].start < min_seconds:
+    if len(groups) > 1 and _span(groups[-1]) < min_seconds:
         tail = groups.pop()
-        groups[-1] += tail  # a short tail joins the clip before it
+        groups += _rebalanced(groups.pop() + tail, min_seconds, max_seconds)
     return groups
+
+
+def _span(group: list[Sentence]) -> float:
+    return group[-1].end - group[0].start
+
+
+def _rebalanced(joined: list[Sentence], min_seconds: float, max_seconds: float) -> list[list[Sentence]]:
+    """The last clip and a short tail after it: one clip when that fits in ``max_seconds``, else the
+    two most even clips that both fit in [min, max] (a 26 s stretch gives 13 + 13, not 20 + 6 or 26);
+    one long clip only when no split fits (less speech than two minimum clips)."""
+    if _span(joined) <= max_seconds:
+        return [joined]
+    splits = [(abs(_span(joined[:k]) - _span(joined[k:])), k) for k in range(1, len(joined))
+              if all(min_seconds <= _span(part) <= max_seconds for part in (joined[:k], joined[k:]))]
+    if not splits:
+        return [joined]
+    _, k = min(splits)
+    return [joined[:k], joined[k:]]
 
 
 def cut_clips(segments: list[Segment], duration: float, min_seconds: float, max_seconds: float,
@@ -112,7 +130,7 @@ def cut_clips(segments: list[Segment], duration: float, min_seconds: float, max_
     return clips
 
 
-@stage("clips", sections=("clips",), requires=("refine",))
+@stage("clips", sections=("clips",), requires=("refine",), version="2")
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.clips
     if not 0 < cfg.min_seconds <= cfg.max_seconds:

@@ -1,4 +1,4 @@
-"""The paper's rule filters: drop videos too short, silent, not in English, or repetitive.
+"""The paper's rule filters: drop videos too short, silent, not in English, badly transcribed or repetitive.
 
 Every rule gives a ``Verdict`` and all of them are kept, so the per-video record can show each
 rule's score, not only the one that dropped the video. Metadata rules (over the ``Video`` alone)
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+import urllib.parse
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +23,8 @@ from textbook.config import FilterSettings
 from textbook.context import Context
 from textbook.language import scores
 from textbook.records import Transcript, Verdict, Video
+from textbook.sources.local import sidecar_languages
+from textbook.speech import speech_seconds
 from textbook.stages.base import StageResult, stage
 from textbook.tokens import count_tokens
 
@@ -57,26 +61,81 @@ def too_short(duration: float, cfg: FilterSettings) -> Verdict:
                    f"duration {duration:.1f} s" + ("" if passed else f" under {cfg.min_duration:g} s"))
 
 
-def silent(dbfs: float, tokens: int, cfg: FilterSettings) -> Verdict:
+def silent(dbfs: float, tokens: int, cfg: FilterSettings, speech: float | None = None) -> Verdict:
+    """Too quiet, or too few transcript tokens. With ``speech`` (seconds of detected voice, known for
+    ASR transcripts) a video full of speech is not silent however few words the ASR made of it: the
+    language rule judges that."""
     problems = []
     if dbfs < cfg.silence_dbfs:
         problems.append(f"mean loudness {dbfs:.1f} dBFS under {cfg.silence_dbfs:g} dBFS")
-    if tokens < cfg.min_tokens:
+    if tokens < cfg.min_tokens and (speech is None or speech < cfg.min_speech_seconds):
         problems.append(f"{tokens} transcript tokens, fewer than {cfg.min_tokens}")
     reason = "; ".join(problems) or f"mean loudness {dbfs:.1f} dBFS, {tokens} transcript tokens"
     return Verdict("silent", not problems, round(dbfs, 2), reason)
 
 
-def not_english(language_scores: dict[str, float], cfg: FilterSettings) -> Verdict:
-    english = language_scores.get("en", 0.0)
-    if not language_scores:
+@dataclass(frozen=True)
+class LanguageEvidence:
+    """What says which language a video is in, gathered from every source the pipeline has."""
+
+    text_scores: dict[str, float]  # language of the transcript text (lingua), best first
+    caption_languages: tuple[str, ...] = ()  # manual captions: listed by the platform or files beside local media
+    speech_seconds: float | None = None  # detected voice, for ASR transcripts
+    words: int = 0  # words the ASR made of that speech
+
+
+def _is_english(lang: str) -> bool:
+    return lang.lower().split("-")[0] == "en"
+
+
+def not_english(evidence: LanguageEvidence | dict[str, float], cfg: FilterSettings) -> Verdict:
+    """English unless some evidence says otherwise; the score is the text's English confidence.
+
+    Evidence against, in order: captions that exist only in other languages; speech the ASR could
+    not turn into words at an English rate (an English-only model hears nothing, or a few words, in
+    French); a transcript whose text is in another language, or not confidently English.
+    """
+    if not isinstance(evidence, LanguageEvidence):
+        evidence = LanguageEvidence(evidence)
+    text_scores = evidence.text_scores
+    english = round(text_scores.get("en", 0.0), 4)
+    captions = [c for c in evidence.caption_languages if c]
+    if captions and not any(_is_english(c) for c in captions):
+        return Verdict("not_english", False, english, f"captions only in {', '.join(captions)}, none in English")
+    speech = evidence.speech_seconds
+    if speech is not None and speech >= cfg.min_speech_seconds:
+        rate = evidence.words / speech
+        if rate < cfg.min_words_per_speech_second:
+            return Verdict("not_english", False, english,
+                           f"{speech:.1f} s of speech gave {evidence.words} words ({rate:.2f} words/s, under "
+                           f"{cfg.min_words_per_speech_second:g}): the English ASR did not hear English")
+    if not text_scores:
         return Verdict("not_english", False, 0.0, "no transcript text to identify a language in")
-    top, confidence = next(iter(language_scores.items()))
+    top, confidence = next(iter(text_scores.items()))
     if top != "en":
-        return Verdict("not_english", False, round(english, 4), f"language is {top} (confidence {confidence:.2f})")
+        return Verdict("not_english", False, english, f"language is {top} (confidence {confidence:.2f})")
     passed = english >= cfg.english_min_confidence
-    return Verdict("not_english", passed, round(english, 4), f"English confidence {english:.2f}"
+    return Verdict("not_english", passed, english, f"English confidence {english:.2f}"
                    + ("" if passed else f" under {cfg.english_min_confidence:g}"))
+
+
+def transcript_quality(transcript: Transcript, cfg: FilterSettings) -> Verdict:
+    """What the recogniser itself does not believe: low mean log-probability, or text that compresses
+    like a loop (Whisper's own failure signals, weighted by segment length). Captions, and backends
+    without these signals, pass."""
+    scored = [s for s in transcript.segments if s.avg_logprob is not None and s.end > s.start]
+    if not scored:
+        return Verdict("transcript_quality", True, None, f"no recogniser confidence ({transcript.source})")
+    total = sum(s.end - s.start for s in scored)
+    logprob = sum(s.avg_logprob * (s.end - s.start) for s in scored) / total
+    ratio = sum((s.compression_ratio or 0.0) * (s.end - s.start) for s in scored) / total
+    problems = []
+    if logprob < cfg.min_avg_logprob:
+        problems.append(f"mean log-probability {logprob:.2f} under {cfg.min_avg_logprob:g}")
+    if ratio > cfg.max_compression_ratio:
+        problems.append(f"compression ratio {ratio:.2f} above {cfg.max_compression_ratio:g}")
+    reason = "; ".join(problems) or f"mean log-probability {logprob:.2f}, compression ratio {ratio:.2f}"
+    return Verdict("transcript_quality", not problems, round(logprob, 4), reason)
 
 
 def repetitive(text: str, cfg: FilterSettings) -> Verdict:
@@ -102,9 +161,8 @@ def duration_bounds(video: Video, ctx: Context) -> Verdict:
 def declared_language(video: Video, ctx: Context) -> Verdict:
     """The language the platform lists for the video, or else the languages of its own captions.
 
-    Catches non-English talks that have no English captions: the English-only pocketsphinx model
-    hears English-sounding words in any speech, which the transcript's language check cannot see
-    through. Automatic captions are not evidence (YouTube offers machine translations of them).
+    Catches non-English talks before anything is downloaded. Automatic captions are not evidence
+    (YouTube offers machine translations of them).
     """
     if video.language:
         passed = video.language.lower().split("-")[0] == "en"
@@ -123,27 +181,42 @@ def metadata_verdicts(video: Video, ctx: Context, rules: tuple[MetadataRule, ...
     return [rule(video, ctx) for rule in rules]
 
 
-@stage("filters", sections=("filters", "search"), requires=("transcript", "audio"))
+def caption_languages(video: Video) -> tuple[str, ...]:
+    """Languages of the video's manual captions: listed by the platform, or files beside local media."""
+    found = list(video.captions.get("manual", []))
+    if video.source == "local" and video.url.startswith("file://"):
+        found += sidecar_languages(Path(urllib.parse.unquote(urllib.parse.urlparse(video.url).path)))
+    return tuple(dict.fromkeys(found))
+
+
+ASR_FREE_SOURCES = ("captions", "auto_captions")  # transcript sources that are not our ASR
+
+
+@stage("filters", sections=("filters", "search"), requires=("transcript", "audio"), version="2")
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.filters
     vid = video.video_id
     transcript = Transcript.from_dict(read_input(ctx, vid, "transcript"))
     with ctx.store.local_path(input_key(ctx, vid, "audio", "audio.wav")) as wav:
         duration, dbfs = wav_loudness(wav)
+        speech = speech_seconds(wav) if transcript.source not in ASR_FREE_SOURCES else None
     text = transcript.text
     language_scores = scores(text)
     language, confidence = next(iter(language_scores.items()), ("", 0.0))
+    evidence = LanguageEvidence(language_scores, caption_languages(video), speech, len(_WORD.findall(text)))
     verdicts = [
         too_short(duration, cfg),
-        silent(dbfs, count_tokens(text), cfg),
-        not_english(language_scores, cfg),
+        silent(dbfs, count_tokens(text), cfg, speech),
+        not_english(evidence, cfg),
+        transcript_quality(transcript, cfg),
         repetitive(text, cfg),
         *metadata_verdicts(video, ctx),
     ]
     failed = next((v for v in verdicts if not v.passed), None)
     reason = f"{failed.name}: {failed.reason}" if failed else ""
     doc = {"kept": failed is None, "reason": reason, "language": language,
-           "language_confidence": round(confidence, 4), "verdicts": [v.to_dict() for v in verdicts]}
+           "language_confidence": round(confidence, 4), "speech_seconds": speech,
+           "verdicts": [v.to_dict() for v in verdicts]}
     ref = ctx.store.put_json(output_key(ctx, vid, "filters", "filters.json"), doc)
     summary = {"kept": failed is None, "language": language, "duration": round(duration, 3),
                "dbfs": round(dbfs, 2), "failed": [v.name for v in verdicts if not v.passed],

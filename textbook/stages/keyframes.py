@@ -1,17 +1,19 @@
 """Keyframes by SSIM change detection (the paper's Algorithm 1), in one pass over the video.
 
 Frames are sampled at ``fps`` once for the whole video and handed to the clip whose
-[start, end) holds them. The first frame is kept; every later frame is compared with the last
-*kept* frame (not the previous frame, so a slow fade still adds up to one change) and kept when
-the SSIM falls under the threshold. By default the reference carries across clip boundaries: a
-slide that stays on screen over two clips gives one keyframe, not two (``reset_per_clip`` restores
-the paper's per-clip reset).
+[start, end) holds them. A frame whose SSIM against the last *kept* frame falls under the
+threshold opens a change window, and the window gives one keyframe of the state the screen
+settles on (``textbook.settle``): a cross-fade, dissolve or wipe gives the finished slide, never
+a double exposure. By default the reference carries across clip boundaries: a slide that stays on
+screen over two clips gives one keyframe, not two (``reset_per_clip`` restores the paper's
+per-clip reset).
 """
 
 from __future__ import annotations
 
 import bisect
 import io
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -22,8 +24,14 @@ from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.frames import iter_frames
 from textbook.records import Clip, ClipFrames, Keyframe, Video
+from textbook.settle import Candidate, SettledPicker
 from textbook.stages.base import StageResult, stage
 from textbook.store import ArtifactRef
+
+# decode="codec_keyframes": two codec keyframes this similar show the same picture, and the stretch
+# between them is not decoded. Compression and sensor noise alone keep a still slide at >= 0.9996;
+# anything that moves at all (a wipe under way, a camera) falls below and is decoded.
+UNCHANGED_SSIM = 0.995
 
 
 def _resized(image: Image.Image, width: int) -> Image.Image:
@@ -40,6 +48,10 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, data_range=255))
 
 
+def _differ(a: np.ndarray, b: np.ndarray, width: int) -> bool:
+    return ssim(compare_image(a, width), compare_image(b, width)) < UNCHANGED_SSIM
+
+
 def _jpeg(image: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
@@ -51,7 +63,7 @@ def _clip_of(starts: list[float], clips: list[Clip], t: float) -> Clip | None:
     return clips[i] if i >= 0 and clips[i].start <= t < clips[i].end else None
 
 
-@stage("keyframes", sections=("keyframes",), requires=("clips", "download"), model=False)
+@stage("keyframes", sections=("keyframes",), requires=("clips", "download"), model=False, version="2")
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.keyframes
     vid, store = video.video_id, ctx.store
@@ -61,38 +73,46 @@ def run(video: Video, ctx: Context) -> StageResult:
     starts = [c.start for c in clips]
     frames = {c.index: ClipFrames(c.index, [], []) for c in clips}
     refs: list[ArtifactRef] = []
-    reference: np.ndarray | None = None
+    picker = SettledPicker(ssim, cfg.ssim_threshold, cfg.settle_share, cfg.transition_share, cfg.max_window_seconds)
     current: Clip | None = None
     sampled = 0
 
+    def keep(kept: list[Candidate]) -> None:
+        for c in kept:
+            out = frames[c.owner.index]
+            name = keys.keyframe_name(vid, c.owner.start, c.owner.end, len(out.keyframes) + 1)
+            key = output_key(ctx, vid, "keyframes", name)
+            refs.append(store.put_bytes(key, _jpeg(Image.fromarray(c.frame), cfg.jpeg_quality)))
+            out.keyframes.append(Keyframe(c.owner.index, len(out.keyframes) + 1, round(c.time, 3), key))
+
     if clips:  # no speech means no clips: nothing to decode
         with store.local_path(media_key) as media:
-            for t, frame in iter_frames(media, cfg.fps, cfg.image_max_height):
+            for t, frame in iter_frames(media, cfg.fps, cfg.image_max_height, cfg.decode,
+                                        partial(_differ, width=cfg.compare_width)):
                 clip = _clip_of(starts, clips, t)
                 if clip is None:
                     continue  # outside every clip (a gap the clipper left): belongs to no text
                 if clip is not current:
                     current = clip
                     if cfg.reset_per_clip:
-                        reference = None
+                        keep(picker.flush())
+                        picker.reset()
                 out = frames[clip.index]
                 sampled += 1
-                image = Image.fromarray(frame)
                 if cfg.keep_sampled_frames:
-                    key = output_key(ctx, vid, "keyframes", keys.sampled_frame_name(vid, clip.start, clip.end, len(out.sampled) + 1))
-                    refs.append(store.put_bytes(key, _jpeg(_resized(image, cfg.sample_width), cfg.jpeg_quality)))
+                    name = keys.sampled_frame_name(vid, clip.start, clip.end, len(out.sampled) + 1)
+                    key = output_key(ctx, vid, "keyframes", name)
+                    image = _resized(Image.fromarray(frame), cfg.sample_width)
+                    refs.append(store.put_bytes(key, _jpeg(image, cfg.jpeg_quality)))
                     out.sampled.append(key)
-                small = compare_image(frame, cfg.compare_width)
-                if reference is not None and ssim(reference, small) >= cfg.ssim_threshold:
-                    continue
-                reference = small
-                key = output_key(ctx, vid, "keyframes", keys.keyframe_name(vid, clip.start, clip.end, len(out.keyframes) + 1))
-                refs.append(store.put_bytes(key, _jpeg(image, cfg.jpeg_quality)))
-                out.keyframes.append(Keyframe(clip.index, len(out.keyframes) + 1, round(t, 3), key))
+                keep(picker.push(Candidate(t, clip, frame, compare_image(frame, cfg.compare_width))))
+            keep(picker.flush())
 
     document = {"clips": [frames[c.index].to_dict() for c in sorted(clips, key=lambda c: c.index)],
                 "params": {"fps": cfg.fps, "threshold": cfg.ssim_threshold, "compare_width": cfg.compare_width,
-                           "reset_per_clip": cfg.reset_per_clip}}
+                           "reset_per_clip": cfg.reset_per_clip, "settle_share": cfg.settle_share,
+                           "transition_share": cfg.transition_share, "max_window_seconds": cfg.max_window_seconds,
+                           "decode": cfg.decode}}
     refs.append(store.put_json(output_key(ctx, vid, "keyframes", "keyframes.json"), document))
     count = sum(len(f.keyframes) for f in frames.values())
     return StageResult(artifacts=refs, summary={"keyframes": count, "sampled": sampled})

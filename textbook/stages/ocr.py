@@ -3,7 +3,8 @@
 Slides build up: the next keyframe usually repeats the title and earlier bullets. ``deduplicated``
 keeps only the lines that are new relative to the previous keyframe in the video (compared
 fuzzily, since OCR of the same line varies a little between frames), so the textbook does not
-repeat the same on-screen text after every image.
+repeat the same on-screen text after every image. Light-on-dark text, bullets and template lines
+(footers, slide numbers: ``boilerplate``) are handled in ``textbook.slide_ocr``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.records import ClipFrames, OcrResult, Video
+from textbook.slide_ocr import Line, is_boilerplate, read_slide, split_boilerplate
 from textbook.stages.base import StageResult, stage
 
 
@@ -37,15 +39,12 @@ class Tesseract:
         self._tess = pytesseract
         self.language = language
 
-    def lines(self, image: Path, min_confidence: float) -> list[str]:
+    def read(self, image: Path, min_confidence: float) -> list[Line]:
         """Text lines in reading order, made of the words read with at least ``min_confidence``."""
-        data = self._tess.image_to_data(str(image), lang=self.language, output_type=self._tess.Output.DICT)
-        lines: dict[tuple[int, int, int], list[str]] = {}
-        for i, word in enumerate(data["text"]):
-            word = word.strip()
-            if word and float(data["conf"][i]) >= min_confidence:
-                lines.setdefault((data["block_num"][i], data["par_num"][i], data["line_num"][i]), []).append(word)
-        return [" ".join(words) for words in lines.values()]
+        return read_slide(self._tess, image, self.language, min_confidence)
+
+    def lines(self, image: Path, min_confidence: float) -> list[str]:
+        return [line.text for line in self.read(image, min_confidence)]
 
 
 def _norm(line: str) -> str:
@@ -59,7 +58,7 @@ def new_lines(lines: list[str], previous: list[str], ratio: float) -> list[str]:
             if not any(difflib.SequenceMatcher(None, _norm(line), p).ratio() >= ratio for p in before)]
 
 
-@stage("ocr", sections=("ocr",), requires=("keyframes",))
+@stage("ocr", sections=("ocr",), requires=("keyframes",), version="2")
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.ocr
     if cfg.backend != "tesseract":
@@ -69,19 +68,29 @@ def run(video: Video, ctx: Context) -> StageResult:
     clip_frames = [ClipFrames.from_dict(c) for c in read_input(ctx, vid, "keyframes")["clips"]]
     keyframes = sorted((k for c in clip_frames for k in c.keyframes), key=lambda k: (k.time, k.clip_index, k.k))
 
-    results: list[OcrResult] = []
-    previous: list[str] = []
+    read = []
     for keyframe in keyframes:
         with store.local_path(keyframe.key) as image:
-            lines = engine.lines(image, cfg.min_confidence)
+            read.append(engine.read(image, cfg.min_confidence))
+    template = split_boilerplate(read, cfg.boilerplate_share, cfg.boilerplate_min_keyframes)
+    results: list[OcrResult] = []
+    previous: list[str] = []
+    for keyframe, found in zip(keyframes, read):
+        content = [line for line in found if not is_boilerplate(line, template)]
+        lines = [line.text for line in content]
         fresh = new_lines(lines, previous, cfg.dedup_ratio)
-        results.append(OcrResult(keyframe.key, "\n".join(lines), "\n".join(fresh)))
+        results.append(OcrResult(keyframe.key, "\n".join(lines), "\n".join(fresh),
+                                 [line.confidence for line in content],
+                                 [line.text for line in found if is_boilerplate(line, template)]))
         previous = lines
 
-    ref = store.put_json(output_key(ctx, vid, "ocr", "ocr.json"), {"results": [r.to_dict() for r in results]})
+    boilerplate = sorted({line for r in results for line in r.boilerplate})
+    ref = store.put_json(output_key(ctx, vid, "ocr", "ocr.json"),
+                         {"results": [r.to_dict() for r in results], "ocr_boilerplate": boilerplate})
     chars = sum(len(r.text) for r in results)
     return StageResult(artifacts=[ref], summary={"keyframes": len(results), "chars": chars,
-                                                 "deduplicated_chars": sum(len(r.deduplicated) for r in results)})
+                                                 "deduplicated_chars": sum(len(r.deduplicated) for r in results),
+                                                 "boilerplate_lines": len(boilerplate)})
 
 
 STAGE = run

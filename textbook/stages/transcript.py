@@ -51,7 +51,7 @@ def caption_choices(captions: list[dict[str, Any]], language: str, allow_auto: b
     return [track for _, track in sorted(ranked, key=lambda pair: pair[0])]
 
 
-@stage("transcript", sections=("transcript",), requires=("download", "audio"), model=True)
+@stage("transcript", sections=("transcript",), requires=("download", "audio"), model=True, version="2")
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.transcript
     vid = video.video_id

@@ -216,6 +216,28 @@ class StateDB:
                 q = q.where(StageRun.video_id == video_id)
             return list(s.scalars(q))
 
+    @retried
+    def primary_videos_runs(self, kp_id: str) -> dict[str, tuple[str, list[StageRun]]]:
+        """video id -> (url, its stage runs), in video id order, for the videos ``kp_id`` found
+        first (their first link by ``found_at``, then kp id, as ``links`` orders them): one query."""
+        first = (select(VideoKnowledgePoint.kp_id).where(VideoKnowledgePoint.video_id == VideoRow.video_id)
+                 .order_by(VideoKnowledgePoint.found_at, VideoKnowledgePoint.kp_id).limit(1)
+                 .correlate(VideoRow).scalar_subquery())
+        q = (select(VideoRow.video_id, VideoRow.url, StageRun.stage, StageRun.status, StageRun.config_hash,
+                    StageRun.error, StageRun.result)
+             .join(VideoKnowledgePoint, VideoKnowledgePoint.video_id == VideoRow.video_id)
+             .outerjoin(StageRun, StageRun.video_id == VideoRow.video_id)
+             .where(VideoKnowledgePoint.kp_id == kp_id, first == kp_id)
+             .order_by(VideoRow.video_id, StageRun.id))
+        out: dict[str, tuple[str, list[StageRun]]] = {}
+        with self.session() as s:
+            for vid, url, stage, status, config_hash, error, result in s.execute(q):
+                runs = out.setdefault(vid, (url, []))[1]
+                if stage is not None:
+                    runs.append(StageRun(video_id=vid, stage=stage, status=status, config_hash=config_hash,
+                                         error=error, result=result or {}))
+        return out
+
     # -- stage lifecycle ----------------------------------------------------------------------
 
     def stale_reason(self, run: StageRun, max_age: timedelta | None = None) -> str:

