@@ -52,9 +52,6 @@ def test_truncated_empty_and_corrupt_files_fail_for_good(tmp_path, world, refere
     assert same == want, "the good videos' samples differ from the clean run's"
 
 
-@pytest.mark.xfail(strict=True, raises=media.MediaError, reason="library: media.check_complete measures decodable length by the last "
-                   "codec keyframe, so a complete video whose last keyframe is over 10 s (and 5 %) before its end "
-                   "is failed permanently as 'truncated'")
 def test_a_complete_video_with_long_keyframe_intervals_is_not_truncated(tmp_path):
     """x264's default keyint (250 frames) on a 5 fps, 15 s lecture: one keyframe, at 0 s."""
     path = tmp_path / "long-gop.mp4"

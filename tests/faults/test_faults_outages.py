@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from fault_harness import aws_env, local_place, pg_place, read_db, run, s3_place, start, verdict
+from fault_harness import aws_env, pg_place, read_db, run, s3_place, start, verdict
 
 pytestmark = pytest.mark.slow
 
