@@ -208,11 +208,7 @@ def _status_videos(ctx: Context, kp_ids: list[str] | None, status: str | None) -
         return 0
     print(f"{len(rows)} videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for row in rows:
-        reason = row.reason
-        if row.status == "running":  # is anyone still running it?
-            stale = next((why for r in ctx.db.runs(row.video_id) if (why := ctx.db.stale_reason(r))), "")
-            reason = f"stale: {stale}" if stale else reason
-        print(f"  {row.video_id:<24} {row.status:<9} {','.join(links.get(row.video_id, []))}  {reason}")
+        print(f"  {row.video_id:<24} {row.status:<9} {','.join(links.get(row.video_id, []))}  {row.reason}")
     return 0
 
 

@@ -188,11 +188,22 @@ def run_stage(stage: Stage, video_id: str, ctx: Context, wait: float = 0.0) -> O
         db.finish(video_id, stage.name, "skipped", token, result={"skipped": filtered})
         return Outcome(video_id, stage.name, "skipped", filtered)
 
-    db.set_video_status(video_id, "running")
+    # The video's own status changes only when the stage ends: a run that dies (or cannot write,
+    # on a full disk) leaves the last settled status, and its stage row shows it was running.
     try:
         with _heartbeat(ctx, video_id, stage.name, token):
             result = stage(Video.from_dict({**row.meta, "video_id": row.video_id, "url": row.url}), ctx)
+        summary = dict(result.summary)
+        if result.filtered:
+            summary["filtered"] = result.filtered
+        settings = ctx.settings
+        db.remember_settings(fp, stage.name, {name: output_knobs(getattr(settings, name)) for name in stage.sections})
+        db.finish(video_id, stage.name, "done", token, artifacts=[a.to_dict() for a in result.artifacts],
+                  result=summary)
+    except ClaimLost as lost:
+        raise StageBusy(str(lost)) from None
     except BaseException as exc:  # recorded with its reason, then re-raised; timeouts and kills too
+        # (recording the result can fail too, e.g. on a full disk: then the failure is recorded)
         reason = f"{type(exc).__name__}: {exc}".strip().removesuffix(":")
         permanent = bool(getattr(exc, "permanent", False))
         category = categorize(exc)
@@ -204,20 +215,13 @@ def run_stage(stage: Stage, video_id: str, ctx: Context, wait: float = 0.0) -> O
             db.set_video_status(video_id, "failed", f"{stage.name}: {one_line(f'{category}: {exc}')}")
         except ClaimLost as lost:
             log.warning("%s", lost)
+        except Exception as unrecorded:  # noqa: BLE001 - the stage's own error is the one to report
+            log.error("%s: %s: could not record the failure (%s); the claim ends with this process",
+                      video_id, stage.name, unrecorded)
         if not isinstance(exc, Exception):
             raise  # a timeout or a kill from the orchestrator keeps its own type
         raise StageFailed(video_id, stage.name, reason, permanent) from exc
 
-    summary = dict(result.summary)
-    if result.filtered:
-        summary["filtered"] = result.filtered
-    settings = ctx.settings
-    db.remember_settings(fp, stage.name, {name: output_knobs(getattr(settings, name)) for name in stage.sections})
-    try:
-        db.finish(video_id, stage.name, "done", token, artifacts=[a.to_dict() for a in result.artifacts],
-                  result=summary)
-    except ClaimLost as lost:
-        raise StageBusy(str(lost)) from None
     if result.filtered:
         db.set_video_status(video_id, "filtered", result.filtered)
     return Outcome(video_id, stage.name, "done", result.filtered, summary)

@@ -52,6 +52,9 @@ def _engine(url: str) -> Engine:
 
 
 def _transient(exc: BaseException) -> bool:
+    """A restart, a failover, a lock: worth waiting for. A full disk is not."""
+    if "disk is full" in str(exc.orig if isinstance(exc, DBAPIError) else exc):
+        return False
     return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
