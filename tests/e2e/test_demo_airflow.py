@@ -43,12 +43,14 @@ def runs(tmp_path_factory):
     attempts = {(r.video_id, r.stage): r.attempts for r in ctx.db.runs()}
     with DemoServer(course, port=port) as server:
         second_rc, _ = dag_test(settings, DEMO_KP, env)
+    second = (second_rc, {row.video_id: row.status for row in ctx.db.videos()},
+              {(r.video_id, r.stage): r.attempts for r in ctx.db.runs()})
     # A night with the source unreachable and work to do (max_height changed: every video must be
     # downloaded again), the server down.
     before = snapshot(settings.export_root)
     third_rc, _ = dag_test(settings, DEMO_KP, {**env, "TEXTBOOK_DOWNLOAD__MAX_HEIGHT": "480"})
     night = (third_rc, before, snapshot(settings.export_root))
-    return settings, ctx, first_rc, first, attempts, second_rc, log, night
+    return settings, ctx, first_rc, first, attempts, second, log, night
 
 
 def test_failed_url_fails_only_its_video(runs):
@@ -66,10 +68,9 @@ def test_failed_url_fails_only_its_video(runs):
 
 
 def test_second_run_retries_the_failed_video_only(runs):
-    settings, ctx, _, _, attempts, second_rc, _, _ = runs
+    _, _, _, _, attempts, (second_rc, statuses, now), _, _ = runs
     assert second_rc == 0
-    assert {row.video_id: row.status for row in ctx.db.videos()}[BROKEN] == "done"
-    now = {(r.video_id, r.stage): r.attempts for r in ctx.db.runs()}
+    assert statuses[BROKEN] == "done"
     changed = {key for key in now if now[key] != attempts.get(key)}
     assert changed and {vid for vid, _ in changed} == {BROKEN}
     assert now[(BROKEN, "download")] == 2  # failed once, then succeeded
