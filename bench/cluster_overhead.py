@@ -27,7 +27,7 @@ from textbook.config import load_settings  # noqa: E402
 from textbook.context import Context  # noqa: E402
 from textbook.demo.job import DEMO_KP, prepare_course  # noqa: E402
 from textbook.demo.serve import DemoServer  # noqa: E402
-from textbook.tasks import TASK_PLAN, pack  # noqa: E402
+from textbook.tasks import TASK_PLAN, export  # noqa: E402
 
 DAG_ID = "textbook__demo__intro__basics__lectures"
 
@@ -65,7 +65,7 @@ def main() -> None:
             embedded = Context.from_settings(settings)
             started = time.monotonic()
             collect_and_run(embedded, [embedded.taxonomy.get(DEMO_KP)], None)
-            pack(None, embedded)
+            export(None, embedded)
             embedded_wall = time.monotonic() - started
 
     stages_of = {f"video.{t.task_id}": t.stages for t in TASK_PLAN}

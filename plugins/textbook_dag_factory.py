@@ -1,4 +1,4 @@
-"""The factory of the knowledge-point DAGs: search -> one task chain per video -> pack.
+"""The factory of the knowledge-point DAGs: search -> one task chain per video -> pack (its parts).
 
 Shared by the DAG files in dags/ (one per taxonomy subject file, see ``textbook.dag_files``); it
 lives in plugins/, which every Airflow component has on ``sys.path``. Thin by design: every task
@@ -52,9 +52,18 @@ def _context():  # noqa: ANN202 - textbook.context.Context, imported lazily
 
 
 def corpus_asset(settings: Settings) -> Asset:
-    """The dataset as an Airflow Asset: pretraining DAGs schedule on it."""
+    """The dataset as an Airflow Asset, updated by the compaction DAG: pretraining DAGs schedule on it."""
     root = settings.export.root if settings.export.root.startswith("s3://") else settings.export_root.as_uri()
     return Asset(name="textbook_corpus", uri=root)
+
+
+def parts_asset(settings: Settings) -> Asset:
+    """The videos' export parts, updated by each knowledge point's pack: a lighter event than the
+    corpus's (the dataset itself changes only when the compaction DAG runs)."""
+    store = settings.store
+    base = (f"s3://{store.bucket}/{store.root.strip('/')}".rstrip("/") if store.kind == "s3"
+            else settings.artifact_root.as_uri())
+    return Asset(name="textbook_parts", uri=f"{base}/corpus/parts")
 
 
 class SearchOperator(BaseOperator):
@@ -98,37 +107,38 @@ class VideoStageOperator(BaseOperator):
 
 
 class PackOperator(BaseOperator):
-    """Export the dataset and its report; emit the corpus asset event only when it changed.
+    """Bring the export parts of the knowledge point's videos up to date; emit the parts event
+    only when one changed. The dataset is written by the compaction DAG.
 
-    Fails the DAG run, without touching the dataset, when the search failed or every video of the
-    run failed: a night where the source is unreachable must not look green or start pretraining.
+    Fails the DAG run, without touching any part, when the search failed or every video of the
+    run failed: a night where the source is unreachable must not look green.
     """
+
+    def __init__(self, *, kp_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kp_id = kp_id
 
     def execute(self, context: Any) -> dict:
         from textbook import tasks
-        from textbook.export import PublishRefused
 
         ctx = _context()
         video_ids = context["ti"].xcom_pull(task_ids="search")
         if video_ids is None:
             raise AirflowFailException("search did not finish (see its log), so no video was processed; "
-                                       "the dataset was left as it was and no corpus event is emitted")
+                                       "nothing was packed and no event is emitted")
         run = tasks.run_summary(video_ids, ctx)
         self.log.info("this run's %d videos: %s", run["videos"], run["by_status"])
         if video_ids and run["by_status"].get("failed", 0) == len(video_ids):
             reasons = "; ".join(f"{n} x {reason}" for reason, n in run["failures"].items())
             raise AirflowFailException(f"every video of this run failed ({len(video_ids)}): {reasons}. "
-                                       "The dataset was left as it was and no corpus event is emitted")
-        try:
-            packed = tasks.pack(ctx=ctx)
-        except PublishRefused as exc:
-            raise AirflowFailException(str(exc)) from None
-        self.log.info("dataset %s: %d samples, %d images, %d videos (%s)", packed["root"], packed["samples"],
-                      packed["images"], packed["videos"], "changed" if packed["changed"] else "unchanged")
+                                       "Nothing was packed and no event is emitted")
+        packed = tasks.pack(self.kp_id, ctx)
+        self.log.info("%s: %d videos, %d parts rebuilt, %d new", self.kp_id, packed["videos"], packed["rebuilt"],
+                      packed["written"])
         if not packed["changed"]:
-            raise AirflowSkipException("the dataset did not change: no corpus event")
+            raise AirflowSkipException("no video of this knowledge point changed: no parts event")
         for asset in self.outlets:
-            context["outlet_events"][asset].extra = {k: packed[k] for k in ("samples", "images", "videos")}
+            context["outlet_events"][asset].extra = {k: packed[k] for k in ("kp", "videos", "rebuilt", "written")}
         return packed
 
 
@@ -164,7 +174,7 @@ def dag_tags(kp: KnowledgePoint) -> set[str]:
     return {f"subject:{kp.subject}", f"course:{kp.course}"}
 
 
-def build_dag(kp: KnowledgePoint, cfg: DagSettings, corpus: Asset, defaults: dict[str, Any] | None = None) -> DAG:
+def build_dag(kp: KnowledgePoint, cfg: DagSettings, parts: Asset, defaults: dict[str, Any] | None = None) -> DAG:
     """One knowledge point's DAG, built through Airflow's constructors."""
     with DAG(
         dag_id=kp.dag_id,
@@ -186,9 +196,8 @@ def build_dag(kp: KnowledgePoint, cfg: DagSettings, corpus: Asset, defaults: dic
         def video(video_id: str) -> None:
             chain(*(VideoStageOperator(video_id=video_id, **_step_options(spec, cfg)) for spec in TASK_PLAN))
 
-        pack = PackOperator(task_id="pack", queue=cfg.default_queue, trigger_rule="all_done", outlets=[corpus],
-                            execution_timeout=timedelta(minutes=cfg.cpu_timeout_minutes),
-                            **({"pool": cfg.pack_pool} if cfg.pack_pool else {}))
+        pack = PackOperator(task_id="pack", kp_id=kp.id, queue=cfg.default_queue, trigger_rule="all_done",
+                            outlets=[parts], execution_timeout=timedelta(minutes=cfg.cpu_timeout_minutes))
         video.expand(video_id=search.output) >> pack
     return dag
 
@@ -203,10 +212,10 @@ class DagBuilder:
     DAG built for the same knowledge point.
     """
 
-    def __init__(self, cfg: DagSettings, corpus: Asset) -> None:
+    def __init__(self, cfg: DagSettings, parts: Asset) -> None:
         from airflow.sdk.configuration import conf
 
-        self.cfg, self.corpus = cfg, corpus
+        self.cfg, self.parts = cfg, parts
         self.defaults = {
             "max_active_tasks": conf.getint("core", "max_active_tasks_per_dag"),
             "max_consecutive_failed_dag_runs": conf.getint("core", "max_consecutive_failed_dag_runs_per_dag"),
@@ -223,7 +232,7 @@ class DagBuilder:
 
     def build(self, kp: KnowledgePoint) -> DAG:
         if self._template is None:
-            self._template = build_dag(kp, self.cfg, self.corpus, self.defaults)
+            self._template = build_dag(kp, self.cfg, self.parts, self.defaults)
             return self._template
         dag = copy.deepcopy(self._template)
         cron = schedule_for(kp, self.cfg)
@@ -232,6 +241,7 @@ class DagBuilder:
                             ("timetable", self._timetable(cron, dag.timezone))):
             object.__setattr__(dag, name, value)  # attrs fields Airflow sets once, at construction
         dag.task_dict["search"].kp_id = kp.id
+        dag.task_dict["pack"].kp_id = kp.id
         return dag
 
 
@@ -242,7 +252,7 @@ def _register(namespace: dict[str, Any], kps: Iterable[KnowledgePoint], settings
     kps = [kp for kp in kps if wanted is None or kp.dag_id == wanted]
     if not kps:
         return
-    builder = DagBuilder(settings.dags, corpus_asset(settings))
+    builder = DagBuilder(settings.dags, parts_asset(settings))
     for kp in kps:
         namespace[kp.dag_id] = builder.build(kp)
 

@@ -79,7 +79,8 @@ def test_every_dag_has_tags_owner_retries_and_the_video_chain(shipped):
         assert {k for k, t in tasks.items() if t["queue"] == "gpu"} == {
             "video.transcript", "video.filters", "video.clip_filter"}
         assert all(t["map_index_template"] for k, t in tasks.items() if k.startswith("video."))
-        assert tasks["pack"]["trigger_rule"] == "all_done" and tasks["pack"]["pool"] == "textbook_pack"
+        # packs of different knowledge points write different parts: they run side by side
+        assert tasks["pack"]["trigger_rule"] == "all_done" and tasks["pack"]["pool"] == "default_pool"
         assert tasks["video.keyframes"]["upstream"] == ["search", "video.clips"]  # ids come from search
 
 
@@ -162,15 +163,15 @@ COPY_PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from airflow.serialization.serialized_objects import DagSerialization
-from textbook_dag_factory import DagBuilder, build_dag, corpus_asset
+from textbook_dag_factory import DagBuilder, build_dag, parts_asset
 from textbook.config import load_settings
 from textbook.taxonomy import load_taxonomy
 settings = load_settings()
-corpus = corpus_asset(settings)
-builder = DagBuilder(settings.dags, corpus)
+parts = parts_asset(settings)
+builder = DagBuilder(settings.dags, parts)
 kps = load_taxonomy().knowledge_points
 ser = lambda d: json.dumps(DagSerialization.to_dict(d), sort_keys=True, default=str)
-print(json.dumps([kp.dag_id for kp in kps if ser(builder.build(kp)) != ser(build_dag(kp, settings.dags, corpus))]))
+print(json.dumps([kp.dag_id for kp in kps if ser(builder.build(kp)) != ser(build_dag(kp, settings.dags, parts))]))
 """
 
 

@@ -275,6 +275,11 @@ def remote_files(s3, bucket: str, prefix: str) -> dict[str, bytes]:
             for o in listed}
 
 
+def published(root):
+    """The dataset's files: what the mirror carries (not the exporter's own bookkeeping under .textbook/)."""
+    return {k: v for k, v in snapshot(root).items() if not k.startswith(".textbook/")}
+
+
 @pytest.mark.parametrize("artifacts", ["s3", "local"])
 def test_export_to_s3_mirrors_the_local_dataset_and_drops_stale_files(s3, bucket, aws_env, tmp_path, artifacts):
     ctx = s3_context(tmp_path, s3, bucket)  # the artifacts the exporter reads are in S3 too, or in a folder
@@ -293,9 +298,9 @@ def test_export_to_s3_mirrors_the_local_dataset_and_drops_stale_files(s3, bucket
     local = summary.root
     assert local == tmp_path / "data" / "dataset" and validate_dataset(local) == []
     assert summary.remote.url == url and summary.remote.deleted == 0
-    assert summary.remote.uploaded == len(snapshot(local)) and summary.remote.unchanged == 0
+    assert summary.remote.uploaded == len(published(local)) and summary.remote.unchanged == 0
     remote = remote_files(s3, bucket, "datasets/v1")
-    assert owned(remote) == snapshot(local) and remote["NOTES.txt"] == b"not the exporter's"
+    assert owned(remote) == published(local) and remote["NOTES.txt"] == b"not the exporter's"
     assert any(k.startswith("images/vid_b/") for k in remote) and any(k.startswith("frames/") for k in remote)
 
     again = export_dataset(ctx)  # nothing changed: nothing uploaded
@@ -304,7 +309,7 @@ def test_export_to_s3_mirrors_the_local_dataset_and_drops_stale_files(s3, bucket
     only_a = export_dataset(ctx, ["kp_a"])
     remote = remote_files(s3, bucket, "datasets/v1")
     assert only_a.remote.deleted > 0 and not any("vid_b" in k for k in remote)
-    assert owned(remote) == snapshot(local) and "NOTES.txt" in remote
+    assert owned(remote) == published(local) and "NOTES.txt" in remote
     assert validate_dataset(local) == []
 
 

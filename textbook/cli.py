@@ -65,18 +65,33 @@ def _source_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {"search": search} if search else {}
 
 
-def _export(ctx: Context, kp_ids: list[str] | None, force: bool = False) -> None:
+def _publish(make: Any) -> None:
+    """Run an export step and say what it published."""
     from textbook.export import PublishRefused
-    from textbook.tasks import pack
 
     try:
-        out = pack(kp_ids, ctx, force=force)
+        out = make()
     except PublishRefused as exc:
         raise CliError(str(exc)) from None
     state = "updated" if out["changed"] else "unchanged"
     print(f"dataset: {out['root']} ({state}: {out['samples']} samples, {out['images']} images, "
           f"{out['videos']} videos)")
     print(f"report:  {out['report']}")
+
+
+def _export(ctx: Context, kp_ids: list[str] | None, force: bool = False) -> None:
+    from textbook import tasks
+
+    _publish(lambda: tasks.export(kp_ids, ctx, force=force))
+
+
+def _pack_and_compact(ctx: Context, kp_ids: list[str], force: bool) -> None:
+    """What the DAGs do: each knowledge point's parts, then the dataset from every part."""
+    from textbook import tasks
+
+    for kp_id in kp_ids:
+        tasks.pack(kp_id, ctx)
+    _publish(lambda: tasks.compact(ctx, force=force))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -91,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if run.dead:  # as the DAG's pack decides: a dead night publishes nothing
         raise CliError(f"every video with work to do failed ({len(run.worked)}); the dataset was left as it was")
     if not args.no_export:
-        _export(ctx, None, args.force)
+        _pack_and_compact(ctx, [kp.id for kp in kps], args.force)
     if failed:
         raise CliError(f"{failed} of {len(final)} videos failed (reasons above); the dataset keeps every video "
                        f"finished before; `textbook retry VIDEO` or a later run tries them again")
@@ -302,6 +317,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    _pack_and_compact(ctx, [], args.force)
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from textbook.export import validate_dataset
 
@@ -384,6 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true",
                         help="publish even if the dataset would lose videos the previous export shipped")
     export.set_defaults(fn=cmd_export)
+
+    compact = sub.add_parser("compact", help="write the dataset from every video's export part (what the "
+                                             "textbook_compaction DAG runs); videos changed since their "
+                                             "knowledge point's pack are packed first")
+    compact.add_argument("--force", action="store_true",
+                         help="publish even if the dataset would lose videos the previous export shipped")
+    compact.set_defaults(fn=cmd_compact)
 
     model = sub.add_parser("model-server", help="serve model stages to the GPU worker's tasks (models load once)")
     model.add_argument("--host", default="127.0.0.1")

@@ -254,7 +254,8 @@ class DagSettings:
     gpu_queue: str = knob("gpu")
     download_pool: str = knob("youtube")
     gpu_pool: str = knob("")  # one slot per GPU in a cluster; empty: no pool
-    pack_pool: str = knob("textbook_pack")  # one slot: exports of the shared dataset never overlap
+    pack_pool: str = knob("textbook_pack")  # one slot: compactions of the shared dataset never overlap
+    compaction_schedule: str = knob("0 7 * * *")  # the compaction DAG: a cron expression, or none
     train_queue: str = knob("train")  # the pretraining DAG's tasks (a GPU host's worker)
     train_pool: str = knob("train_gpus")  # one slot per GPU that trains
 

@@ -153,14 +153,38 @@ def run_summary(video_ids: list[str], ctx: Context) -> dict[str, Any]:
     return {"videos": len(video_ids), "by_status": by_status, "failures": failures}
 
 
-def pack(kp_ids: list[str] | None = None, ctx: Context | None = None, *, force: bool = False) -> dict[str, Any]:
-    """Export the dataset and its HTML report; returns counts for the corpus asset event and
-    whether the dataset changed. Raises PublishRefused when it would lose shipped videos."""
-    from textbook.export import export_dataset
-    from textbook.report import write_report
+def pack(kp_id: str, ctx: Context | None = None) -> dict[str, Any]:
+    """A knowledge point's nightly pack: the export parts of its videos, rebuilt where they changed
+    (the dataset itself is written by ``compact``)."""
+    from textbook.export import pack_knowledge_point
 
     ctx = ctx or context()
-    summary = export_dataset(ctx, kp_ids, force=force)
+    summary = pack_knowledge_point(ctx, kp_id)
+    return {"kp": kp_id, "videos": summary.videos, "rebuilt": summary.rebuilt, "written": summary.written,
+            "changed": summary.changed}
+
+
+def _published(summary: Any) -> dict[str, Any]:
+    from textbook.report import write_report
+
     report = write_report(summary.root)
     return {"root": str(summary.root), "report": str(report), "samples": summary.samples,
             "images": summary.images, "videos": summary.videos, "changed": bool(summary.changed)}
+
+
+def compact(ctx: Context | None = None, *, force: bool = False) -> dict[str, Any]:
+    """Write the dataset and its HTML report from every video's part; returns counts for the
+    corpus asset event and whether the dataset changed. Raises PublishRefused when it would lose
+    shipped videos."""
+    from textbook.export import compact as compact_corpus
+
+    ctx = ctx or context()
+    return _published(compact_corpus(ctx, force=force))
+
+
+def export(kp_ids: list[str] | None = None, ctx: Context | None = None, *, force: bool = False) -> dict[str, Any]:
+    """A full export (every part rebuilt) of the corpus or of a slice, with its report."""
+    from textbook.export import export_dataset
+
+    ctx = ctx or context()
+    return _published(export_dataset(ctx, kp_ids, force=force))

@@ -25,7 +25,7 @@ from textbook.context import Context
 from textbook.collect import collect_and_run
 from textbook.demo.job import DEMO_KP, prepare_course
 from textbook.demo.serve import DemoServer
-from textbook.tasks import pack
+from textbook.tasks import export
 
 pytestmark = pytest.mark.slow
 BROKEN = "prob_dice04"
@@ -117,7 +117,7 @@ def test_dataset_in_s3_equals_the_embedded_default(cluster_run, tmp_path):
                              search={"source": "urls", "urls_file": str(cluster_run["urls"])})
     embedded = Context.from_settings(settings)
     collect_and_run(embedded, [embedded.taxonomy.get(DEMO_KP)], None)
-    local = Path(pack(None, embedded)["root"])
+    local = Path(export(None, embedded)["root"])
     assert _files(remote) == _files(local)
     assert sorted(p.relative_to(local).as_posix() for p in (local / "images").rglob("*.jpg")) == sorted(
         p.relative_to(remote).as_posix() for p in (remote / "images").rglob("*.jpg"))

@@ -1,8 +1,9 @@
-"""The demo knowledge point's DAG under real Airflow (`airflow dags test`, SQLite metadata).
+"""The demo knowledge point's DAG, then the compaction DAG, under real Airflow (`airflow dags
+test`, SQLite metadata).
 
 First run: one lecture's page answers HTTP 500 every time, so that video fails while every other
 video finishes (or is filtered). Second run: the server is healthy; only the failed video is
-processed again, from its failed stage, and nothing else does any stage work.
+processed again, from its failed stage, and nothing else does any stage work. Third: a dead night.
 """
 
 from __future__ import annotations
@@ -39,16 +40,20 @@ def runs(tmp_path_factory):
         urls.write_text("\n".join(server.urls()) + "\n")
         server.fail(server.page_url(BROKEN), times=1000)
         first_rc, log = dag_test(settings, DEMO_KP, env)
+    assert dag_test(settings, None, env)[0] == 0
     first = {row.video_id: (row.status, row.reason) for row in ctx.db.videos()}
     attempts = {(r.video_id, r.stage): r.attempts for r in ctx.db.runs()}
     with DemoServer(course, port=port) as server:
         second_rc, _ = dag_test(settings, DEMO_KP, env)
+    assert dag_test(settings, None, env)[0] == 0
     second = (second_rc, {row.video_id: row.status for row in ctx.db.videos()},
               {(r.video_id, r.stage): r.attempts for r in ctx.db.runs()})
     # A night with the source unreachable and work to do (max_height changed: every video must be
     # downloaded again), the server down.
     before = snapshot(settings.export_root)
     third_rc, _ = dag_test(settings, DEMO_KP, {**env, "TEXTBOOK_DOWNLOAD__MAX_HEIGHT": "480"})
+    compaction_rc, compaction_log = dag_test(settings, None, env)  # the night's compaction still runs
+    assert compaction_rc == 0 and "the dataset did not change: no corpus event" in compaction_log.read_text()
     night = (third_rc, before, snapshot(settings.export_root))
     return settings, ctx, first_rc, first, attempts, second, log, night
 
@@ -86,16 +91,20 @@ def test_pack_writes_a_valid_dataset_and_report(runs):
     assert (root / "report" / "videos" / f"{BROKEN}.html").is_file()
 
 
-def test_pack_emits_the_corpus_asset_event_with_counts(runs):
+def test_pack_and_compaction_emit_their_asset_events_with_counts(runs):
     import sqlite3
 
     settings = runs[0]
     with sqlite3.connect(settings.data_path / "airflow" / "airflow.db") as db:
         events = db.execute("SELECT a.name, a.uri, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
                             "ORDER BY e.id").fetchall()
-    assert len(events) == 2  # one per changed dataset: the failed-video run and the retry run, not the dead night
+    # one of each per changed night: the failed-video run and the retry run, not the dead night
+    assert [name for name, _, _ in events] == ["textbook_parts", "textbook_corpus"] * 2
+    parts = [json.loads(extra) for name, _, extra in events if name == "textbook_parts"]
+    assert parts[0]["kp"] == DEMO_KP and parts[0]["rebuilt"] == parts[0]["videos"] == 6
+    assert parts[1]["rebuilt"] >= 1 and parts[1]["written"] >= 1  # the retried video's part
     name, uri, extra = events[-1]
-    assert (name, uri) == ("textbook_corpus", settings.export_root.as_uri())
+    assert uri == settings.export_root.as_uri()
     root = settings.export_root
     records = [json.loads(line) for line in (root / "videos.jsonl").read_text().splitlines()]
     samples = sum(len(p.read_text().splitlines()) for p in (root / "obelics").glob("part-*.jsonl"))

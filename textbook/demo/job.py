@@ -17,7 +17,7 @@ DEMO_KP = "demo.intro.basics.lectures"
 class DemoResult:
     ctx: Context
     final: dict[str, str]  # video id -> status
-    packed: dict[str, Any]  # what textbook.tasks.pack returned
+    packed: dict[str, Any]  # what textbook.tasks.compact returned
 
 
 def demo_settings(settings: Settings, urls_file: Path) -> Settings:
@@ -38,7 +38,7 @@ def run_demo(settings: Settings, port: int = 8765) -> DemoResult:
     from textbook.collect import collect_and_run
     from textbook.demo.serve import DemoServer
     from textbook.export import validate_dataset
-    from textbook.tasks import pack
+    from textbook.tasks import compact, pack
 
     course = prepare_course(settings)
     urls_file = settings.data_path / "demo-urls.txt"
@@ -46,7 +46,8 @@ def run_demo(settings: Settings, port: int = 8765) -> DemoResult:
         urls_file.write_text("\n".join(server.urls()) + "\n")
         ctx = Context.from_settings(demo_settings(settings, urls_file))
         final = collect_and_run(ctx, [ctx.taxonomy.get(DEMO_KP)], None).final
-    packed = pack(None, ctx)
+    pack(DEMO_KP, ctx)
+    packed = compact(ctx)
     problems = validate_dataset(Path(packed["root"]))
     if problems:
         raise RuntimeError(f"the demo dataset breaks FORMAT.md: {problems[:3]}")

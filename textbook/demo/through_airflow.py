@@ -1,4 +1,5 @@
-"""The demo through Airflow: the demo knowledge point's DAG run by ``airflow dags test``.
+"""The demo through Airflow: the demo knowledge point's DAG, then the compaction DAG, each run by
+``airflow dags test``.
 
 Airflow runs as a separate process on the embedded default (SQLite metadata in a project-local
 AIRFLOW_HOME, examples off); the library never imports Airflow. The same environment serves the
@@ -69,16 +70,20 @@ def prepare_airflow(settings: Settings, env: dict[str, str], log: Path) -> None:
         airflow(["pools", "set", settings.dags.pack_pool, "1", "one export of the shared dataset at a time"], env, log)
 
 
-def dag_test(settings: Settings, kp_id: str, extra_env: dict[str, str] | None = None) -> tuple[int, Path]:
-    """`airflow dags test` of one knowledge point's DAG: its exit status (non-zero when the run
-    failed, e.g. the DAG did not import; a failed video does not fail the run) and the log file."""
+COMPACTION_DAG = "textbook_compaction"
+
+
+def dag_test(settings: Settings, kp_id: str | None, extra_env: dict[str, str] | None = None) -> tuple[int, Path]:
+    """`airflow dags test` of one knowledge point's DAG (or, with None, of the compaction DAG):
+    its exit status (non-zero when the run failed, e.g. the DAG did not import; a failed video
+    does not fail the run) and the log file."""
     from textbook.taxonomy import load_taxonomy
 
-    kp = load_taxonomy(settings.taxonomy_dir or None).get(kp_id)
+    dag_id = load_taxonomy(settings.taxonomy_dir or None).get(kp_id).dag_id if kp_id else COMPACTION_DAG
     env = airflow_env(settings, extra_env)
-    log = settings.data_path / "airflow" / "logs" / f"dags-test-{kp.dag_id}.log"
+    log = settings.data_path / "airflow" / "logs" / f"dags-test-{dag_id}.log"
     prepare_airflow(settings, env, log)
-    return airflow(["dags", "test", kp.dag_id], env, log, check=False), log
+    return airflow(["dags", "test", dag_id], env, log, check=False), log
 
 
 def run_demo_through_airflow(settings: Settings, port: int = 8765, config_file: str | None = None) -> DemoResult:
@@ -95,6 +100,9 @@ def run_demo_through_airflow(settings: Settings, port: int = 8765, config_file: 
         rc, log = dag_test(settings, DEMO_KP, extra)
     if rc != 0:
         raise AirflowRunError(f"the demo DAG run failed (exit {rc}); see {log}")
+    rc, compaction_log = dag_test(settings, None, extra)
+    if rc != 0:
+        raise AirflowRunError(f"the compaction DAG run failed (exit {rc}); see {compaction_log}")
     ctx = Context.from_settings(demo_settings(settings, urls_file))
     final = {row.video_id: row.status for row in ctx.db.videos(kp_ids=[DEMO_KP])}
     root = settings.export_root
@@ -104,5 +112,6 @@ def run_demo_through_airflow(settings: Settings, port: int = 8765, config_file: 
     samples = sum(json.loads((root / "obelics" / "length.json").read_text()).values())
     images = sum(1 for p in (root / "images").rglob("*.jpg"))
     packed = {"root": str(root), "report": str(root / "report" / "index.html"), "samples": samples,
-              "images": images, "videos": sum(1 for s in final.values() if s == "done"), "log": str(log)}
+              "images": images, "videos": sum(1 for s in final.values() if s == "done"), "log": str(log),
+              "compaction_log": str(compaction_log)}
     return DemoResult(ctx, final, packed)

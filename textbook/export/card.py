@@ -10,8 +10,7 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import yaml
@@ -35,7 +34,131 @@ def _mask(value: Any) -> Any:
     return value
 
 
-def made_with(settings: Settings, exported: list[VideoEntry], stage_settings: dict[str, dict[str, Any]]) -> dict:
+def video_facts(entry: VideoEntry) -> dict[str, Any]:
+    """What the card needs from one video, small enough to keep for every video of the corpus."""
+    kp = entry.knowledge_point
+    download = entry.run("download")
+    outcome = None
+    if entry.status == "filtered":
+        rule = entry.reason.split(":")[0].strip()
+        outcome = [f"filtered at {filtered_by(entry) or 'an unknown stage'}", rule or "(no reason given)"]
+    elif entry.status == "failed":
+        stage, error = failure(entry)
+        outcome = [f"failed at {stage or 'an unknown stage'}", error.split(":")[0] or "(no error given)"]
+    elif entry.status != "done":
+        outcome = ["not finished", entry.status]
+    clips = entry.clips or []
+    finished = [r.finished_at for r in entry.runs if r.finished_at]
+    return {
+        "subject": entry.subject, "kp": kp.id if kp else None, "status": entry.status, "outcome": outcome,
+        "downloaded": download is not None and download.status == "done" and not download.result.get("filtered"),
+        "duration": entry.duration or 0.0, "clips": len(clips), "images": sum(len(c.images) for c in clips),
+        "text_tokens": sum(c.text_tokens for c in clips), "ocr_tokens": sum(count_tokens(c.ocr_text) for c in clips),
+        "runs": [[r.stage, r.config_hash] for r in entry.runs],
+        "created_at": entry.created_at.isoformat() if entry.created_at else None,
+        "finished_at": max(finished).isoformat() if finished else None,
+    }
+
+
+class _Spread:
+    """min / max / mean of a stream of counts, as the paper's Table 1 gives them."""
+
+    def __init__(self) -> None:
+        self.n = self.total = 0
+        self.low: int | None = None
+        self.high: int | None = None
+
+    def add(self, value: int) -> None:
+        self.n += 1
+        self.total += value
+        self.low = value if self.low is None else min(self.low, value)
+        self.high = value if self.high is None else max(self.high, value)
+
+    def __str__(self) -> str:
+        return "-" if not self.n else f"{self.low} / {self.high} / {self.total / self.n:.1f}"
+
+
+def spread(values: list[int]) -> str:
+    acc = _Spread()
+    for v in values:
+        acc.add(v)
+    return str(acc)
+
+
+@dataclass
+class _SubjectStats:
+    videos: int = 0
+    seconds: float = 0.0
+    clips: int = 0
+    images: int = 0
+    text_tokens: int = 0
+    ocr_tokens: int = 0
+    samples: int = 0
+    image_num: _Spread = field(default_factory=_Spread)
+    text_num: _Spread = field(default_factory=_Spread)
+
+    def add_video(self, facts: dict[str, Any]) -> None:
+        self.videos += 1
+        self.seconds += facts["duration"]
+        for name in ("clips", "images", "text_tokens", "ocr_tokens"):
+            setattr(self, name, getattr(self, name) + facts[name])
+
+    def add_sample(self, image_num: int, text_num: int) -> None:
+        self.samples += 1
+        self.image_num.add(image_num)
+        self.text_num.add(text_num)
+
+    def row(self, name: str) -> list[Any]:
+        return [name, self.videos, f"{self.seconds / 3600:.2f}", self.clips, self.images, self.text_tokens,
+                self.ocr_tokens, self.samples, str(self.image_num), str(self.text_num)]
+
+
+class CorpusFacts:
+    """The card's numbers, accumulated one video and one sample at a time (videos in video id
+    order), so a card of any corpus is written in bounded memory."""
+
+    def __init__(self) -> None:
+        self.videos = self.downloaded = self.finished = self.exported = 0
+        self.rest: Counter[tuple[str, str]] = Counter()
+        self.found: Counter[str] = Counter()
+        self.kept: Counter[str] = Counter()
+        self.subjects: dict[str, _SubjectStats] = defaultdict(_SubjectStats)
+        self.overall = _SubjectStats()
+        self.fingerprints: dict[str, Counter[str]] = {}
+        self.created: list[str] = []  # the earliest and latest seen, as ISO strings
+        self.finished_at: str | None = None
+
+    def add_video(self, facts: dict[str, Any], exported: bool) -> None:
+        self.videos += 1
+        self.downloaded += facts["downloaded"]
+        self.finished += facts["status"] == "done"
+        if facts["outcome"]:
+            self.rest[tuple(facts["outcome"])] += 1
+        elif not exported:
+            self.rest[("finished, not exported", "see export_error in videos.jsonl")] += 1
+        if facts["kp"] is not None:
+            self.found[facts["kp"]] += 1
+            self.kept[facts["kp"]] += exported
+        if created := facts["created_at"]:
+            self.created = [min(self.created[0], created), max(self.created[1], created)] if self.created \
+                else [created, created]
+        if facts["finished_at"] and (self.finished_at is None or facts["finished_at"] > self.finished_at):
+            self.finished_at = facts["finished_at"]
+        if not exported:
+            return
+        self.exported += 1
+        self.subjects[facts["subject"]].add_video(facts)
+        self.overall.add_video(facts)
+        for stage, fingerprint in facts["runs"]:
+            self.fingerprints.setdefault(stage, Counter())[fingerprint or ""] += 1
+
+    def add_sample(self, subjects: Iterable[str], image_num: int, text_num: int) -> None:
+        for subject in set(subjects):
+            self.subjects[subject].add_sample(image_num, text_num)
+        self.overall.add_sample(image_num, text_num)
+
+
+def made_with(settings: Settings, facts: CorpusFacts, stage_settings: dict[str, dict[str, Any]]) -> dict:
     """The output settings the exported videos were made with, read from their published stage
     runs (a re-run in progress under new settings does not change them), plus today's export
     settings. A section on which the videos differ lists each variant with its number of videos.
@@ -45,14 +168,14 @@ def made_with(settings: Settings, exported: list[VideoEntry], stage_settings: di
     """
     seen: dict[str, Counter[str]] = defaultdict(Counter)
     unrecorded: set[str] = set()
-    for e in exported:
-        for run in e.runs:
-            recorded = stage_settings.get(run.config_hash)
+    for stage, by_hash in facts.fingerprints.items():
+        for fingerprint, n in by_hash.items():
+            recorded = stage_settings.get(fingerprint)
             if recorded is None:
-                unrecorded.add(run.stage)
+                unrecorded.add(stage)
                 continue
             for section, value in recorded.items():
-                seen[section][json.dumps(value, sort_keys=True)] += 1
+                seen[section][json.dumps(value, sort_keys=True)] += n
     config: dict[str, Any] = {}
     for section, variants in sorted(seen.items()):
         if len(variants) == 1:
@@ -70,17 +193,8 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class SampleFacts:
-    """What the statistics need from one exported sample."""
-
-    subjects: frozenset[str]
-    image_num: int
-    text_num: int
-
-
-def _date(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d") if value else "n/a"
+def _date(value: str | None) -> str:
+    return value[:10] if value else "n/a"
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -93,87 +207,37 @@ STATS_HEADER = ("Subject", "Videos", "Hours", "Clips", "Keyframes", "Transcript 
                 "Images / sample (min / max / mean)", "Text tokens / sample (min / max / mean)")
 
 
-def spread(values: list[int]) -> str:
-    """min / max / mean, as the paper's Table 1 gives them."""
-    if not values:
-        return "-"
-    return f"{min(values)} / {max(values)} / {sum(values) / len(values):.1f}"
-
-
-def _stats_row(name: str, videos: list[VideoEntry], samples: list[SampleFacts]) -> list[Any]:
-    clips = [c for v in videos for c in v.clips or []]
-    return [
-        name,
-        len(videos),
-        f"{sum(v.duration or 0.0 for v in videos) / 3600:.2f}",
-        len(clips),
-        sum(len(c.images) for c in clips),
-        sum(c.text_tokens for c in clips),
-        sum(count_tokens(c.ocr_text) for c in clips),
-        len(samples),
-        spread([s.image_num for s in samples]),
-        spread([s.text_num for s in samples]),
-    ]
-
-
-def _statistics(exported: list[VideoEntry], samples: list[SampleFacts]) -> str:
-    by_subject: dict[str, list[VideoEntry]] = defaultdict(list)
-    for v in exported:
-        by_subject[v.subject].append(v)
-    rows = [_stats_row(s, by_subject[s], [f for f in samples if s in f.subjects]) for s in sorted(by_subject)]
-    rows.append(_stats_row("**Overall**", exported, samples))
+def _statistics(facts: CorpusFacts) -> str:
+    rows = [facts.subjects[s].row(s) for s in sorted(facts.subjects)]
+    rows.append(facts.overall.row("**Overall**"))
     return _table(list(STATS_HEADER), rows)
 
 
-def _funnel(entries: list[VideoEntry]) -> str:
-    downloaded = sum(1 for e in entries if (r := e.run("download")) is not None and r.status == "done"
-                     and not r.result.get("filtered"))
+def _funnel(facts: CorpusFacts) -> str:
     steps = [
-        ("found by search", len(entries)),
-        ("downloaded", downloaded),
-        ("finished the pipeline", sum(1 for e in entries if e.status == "done")),
-        ("exported", sum(1 for e in entries if e.exported)),
+        ("found by search", facts.videos),
+        ("downloaded", facts.downloaded),
+        ("finished the pipeline", facts.finished),
+        ("exported", facts.exported),
     ]
-    rest: Counter[tuple[str, str]] = Counter()
-    for e in entries:
-        if e.status == "filtered":
-            rule = e.reason.split(":")[0].strip()
-            rest[(f"filtered at {filtered_by(e) or 'an unknown stage'}", rule or "(no reason given)")] += 1
-        elif e.status == "failed":
-            stage, error = failure(e)
-            rest[(f"failed at {stage or 'an unknown stage'}", error.split(":")[0] or "(no error given)")] += 1
-        elif e.status == "done" and not e.exported:
-            rest[("finished, not exported", "see export_error in videos.jsonl")] += 1
-        elif e.status != "done":
-            rest[("not finished", e.status)] += 1
     out = _table(["Step", "Videos"], steps)
-    if rest:
+    if facts.rest:
         out += "\n\nThe rest, by reason:\n\n" + _table(["Outcome", "Reason", "Videos"],
-                                                       [(o, r, n) for (o, r), n in sorted(rest.items())])
+                                                       [(o, r, n) for (o, r), n in sorted(facts.rest.items())])
     return out
 
 
-def _taxonomy(kps: list[KnowledgePoint], entries: list[VideoEntry]) -> str:
-    found: Counter[str] = Counter()
-    kept: Counter[str] = Counter()
-    for e in entries:
-        if e.knowledge_point is not None:
-            found[e.knowledge_point.id] += 1
-            kept[e.knowledge_point.id] += e.exported
+def _taxonomy(kps: list[KnowledgePoint], facts: CorpusFacts) -> str:
     groups: dict[tuple[str, str, str], list[KnowledgePoint]] = defaultdict(list)
     for kp in kps:
         groups[(kp.subject, kp.course, kp.sub_course)].append(kp)
-    rows = [(*key, len(g), sum(found[k.id] for k in g), sum(kept[k.id] for k in g))
+    rows = [(*key, len(g), sum(facts.found[k.id] for k in g), sum(facts.kept[k.id] for k in g))
             for key, g in sorted(groups.items())]
     return _table(["Subject", "Course", "Sub-course", "Knowledge points", "Videos (own)", "Videos exported"], rows)
 
 
-def _fingerprints(exported: list[VideoEntry]) -> str:
-    hashes: dict[str, Counter[str]] = {}
-    for e in exported:
-        for run in e.runs:
-            hashes.setdefault(run.stage, Counter())[run.config_hash or "(none)"] += 1
-    rows = [(stage, h, n) for stage, c in hashes.items() for h, n in sorted(c.items())]
+def _fingerprints(facts: CorpusFacts) -> str:
+    rows = [(stage, h or "(none)", n) for stage, c in facts.fingerprints.items() for h, n in sorted(c.items())]
     return _table(["Stage", "Config fingerprint", "Videos"], rows) if rows else "No stage runs."
 
 
@@ -229,14 +293,11 @@ def _front_matter(compat: bool) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
 
 
-def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[VideoEntry],
-                samples: list[SampleFacts], shards: list[str], images: int,
-                stage_settings: dict[str, dict[str, Any]]) -> str:
+def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusFacts, shards: list[str],
+                images: int, stage_settings: dict[str, dict[str, Any]]) -> str:
     exp = settings.export
-    exported = [e for e in entries if e.exported]
-    config = made_with(settings, exported, stage_settings)
-    created = [e.created_at for e in entries if e.created_at]
-    finished = [r.finished_at for e in entries for r in e.runs if r.finished_at]
+    config = made_with(settings, facts, stage_settings)
+    created = facts.created or [None, None]
     order = ("curriculum order: easiest knowledge points first (taxonomy level), not shuffled" if exp.curriculum
              else f"shuffled across videos with seed {exp.seed}")
     sections = [
@@ -247,24 +308,24 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], entries: list[
         f"Written by `textbook` {textbook.__version__}.\n",
         "## What was collected\n",
         f"- Taxonomy slice: {len(kps)} knowledge point(s), below.",
-        f"- Videos found between {_date(min(created, default=None))} and {_date(max(created, default=None))}; "
-        f"last processed {_date(max(finished, default=None))}.",
+        f"- Videos found between {_date(created[0])} and {_date(created[1])}; "
+        f"last processed {_date(facts.finished_at)}.",
         f"- Pipeline version: `textbook` {textbook.__version__}.",
         f"- Configuration hash: `{config_hash(config)}` (SHA-256 of the configuration below, as sorted JSON; "
         "credentials in URLs masked): the output settings the exported videos were made with.\n",
-        _taxonomy(kps, entries) + "\n",
+        _taxonomy(kps, facts) + "\n",
         "Stage fingerprints of the exported videos (version, configuration and inputs of each stage):\n",
-        _fingerprints(exported) + "\n",
+        _fingerprints(facts) + "\n",
         "## Funnel\n",
-        _funnel(entries) + "\n",
+        _funnel(facts) + "\n",
         "Every video considered has a line in `videos.jsonl` with each filter's verdict, score and reason.\n",
         "## Statistics\n",
-        _statistics(exported, samples) + "\n",
+        _statistics(facts) + "\n",
         "Keyframes are those shown in the OBELICS view (kept by the visual filter). A sample may hold videos of "
         "several subjects; a subject's row describes the samples that hold any of its videos, so per-subject "
         "sample counts can add up to more than the total.\n",
         "## Files\n",
-        f"- `obelics/part-NNNNN.jsonl`: {len(samples)} interleaved sample(s) in {len(shards)} shard(s) of at most "
+        f"- `obelics/part-NNNNN.jsonl`: {facts.overall.samples} interleaved sample(s) in {len(shards)} shard(s) of at most "
         f"{exp.shard_size}, with `length.json` and `shard_id_range.json` ([start, end) sample indices).",
         "- `clips/part-NNNNN.jsonl`: the same samples, one record per clip with its intermediates. "
         "`keyframe_ssim` lists only keyframes that ship; the keyframes SSIM kept in a clip whose visuals were "

@@ -14,13 +14,14 @@ With ``compat`` (export.single_json) each clip also carries the OCR field name t
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from textbook.config import ExportSettings
-from textbook.export.files import DatasetWriter, json_array
+from textbook.export.files import DatasetWriter
 from textbook.export.interleave import ClipItem
-from textbook.export.obelics import write_shards
+from textbook.export.obelics import write_array, write_shards
 from textbook.export.packing import Sample
+from textbook.export.spool import Ordered
 
 FOLDER = "clips"
 SINGLE_JSON = "multimodal_textbook_meta_data.json"  # the release's name for this view as one array
@@ -66,13 +67,11 @@ def clip_sample(sample: Sample, *, image_tokens: int, path: Callable[[str], str]
     return {"token_num": sum(c["token_num"] for c in conversations), "conversations": conversations}
 
 
-def write_clip_view(writer: DatasetWriter, samples: Sequence[Sample], exp: ExportSettings,
-                    path: Callable[[str], str], ocr_engine: str) -> list[str]:
-    """The clip view's shards (``clips/part-NNNNN.jsonl``), and with export.single_json also the one
-    JSON array the release's Idefics2 trainer reads; returns the shard names."""
-    rows = [clip_sample(s, image_tokens=exp.image_tokens, path=path, frames_shipped=exp.sampled_frames,
-                        ocr_engine=ocr_engine, compat=exp.single_json) for s in samples]
+def write_clip_view(writer: DatasetWriter, rows: Ordered, exp: ExportSettings) -> list[str]:
+    """The clip view's shards (``clips/part-NNNNN.jsonl``) from ``clip_sample`` rows in published
+    order, and with export.single_json also the one JSON array the release's Idefics2 trainer
+    reads; returns the shard names."""
     names = write_shards(writer, FOLDER, rows, exp.shard_size)
     if exp.single_json:
-        writer.write_bytes(SINGLE_JSON, json_array(rows))
+        write_array(writer, SINGLE_JSON, rows)
     return names

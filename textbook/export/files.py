@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -19,21 +21,14 @@ from textbook.store import ArtifactStore, check_key
 
 # Folders and top-level files that belong to the exporter; anything else under the root is left alone.
 OWNED_FOLDERS = ("obelics", "clips", "images", "frames", "wds")
+# Folders of one subfolder per video; ``remove_stale_videos`` keeps them, a video at a time.
+VIDEO_FOLDERS = ("images", "frames")
 OWNED_FILES = ("multimodal_textbook.json", "multimodal_textbook_meta_data.json", "videos.jsonl", "README.md")
 
 
 def dumps(obj: Any) -> str:
     """One JSON document, the same bytes for the same object (no NaN: it is not JSON)."""
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
-
-
-def jsonl(rows: Iterable[Any]) -> bytes:
-    return "".join(dumps(r) + "\n" for r in rows).encode()
-
-
-def json_array(rows: Iterable[Any]) -> bytes:
-    """The rows as one JSON array, one row a line (what the release's trainers read)."""
-    return ("[" + ",\n".join(dumps(r) for r in rows) + "]\n").encode()
 
 
 class DatasetWriter:
@@ -60,10 +55,36 @@ class DatasetWriter:
         return self.write_bytes(rel, (json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=1) + "\n").encode())
 
     def write_with(self, rel: str, fill: Callable[[Path], None]) -> Path:
-        """A file written by ``fill(temporary path)``, renamed into place (for files too big to hold in memory)."""
+        """A file written by ``fill(temporary path)``, renamed into place unless its bytes equal
+        the file already there (for files too big to hold in memory)."""
+        target = self.path(rel)
         self.written.add(rel)
-        self._atomic(rel, fill)
-        return self.path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            fill(tmp)
+            if target.is_file() and filecmp.cmp(tmp, target, shallow=False):
+                tmp.unlink()
+                return target
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.changed.append(rel)
+        return target
+
+    def write_lines(self, rel: str, lines: Iterable[bytes]) -> Path:
+        def fill(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                for line in lines:
+                    fh.write(line)
+
+        return self.write_with(rel, fill)
 
     def copy_artifact(self, store: ArtifactStore, key: str, rel: str) -> Path:
         """Copy a store artifact into the dataset (skipped when the same bytes are already there)."""
@@ -75,8 +96,48 @@ class DatasetWriter:
                 self.changed.append(rel)
         return target
 
+    def copy_video_files(self, store: ArtifactStore, video_id: str, files: Iterable[tuple[str, str]]) -> int:
+        """Copy a video's keyframes (store key, dataset path) and remove the other files of its
+        folders, so they hold exactly this video's files; returns how many it wrote."""
+        wanted: set[str] = set()
+        before = len(self.changed)
+        for key, rel in files:
+            self.copy_artifact(store, key, rel)
+            wanted.add(rel)
+        self.written -= wanted  # a corpus has millions: they are tracked per video, not one by one
+        for folder in VIDEO_FOLDERS:
+            base = self.root / folder / video_id
+            if base.is_dir():
+                for path in sorted(base.iterdir()):
+                    if path.is_file() and path.relative_to(self.root).as_posix() not in wanted:
+                        path.unlink()
+                        self.changed.append(path.relative_to(self.root).as_posix())
+                if not any(base.iterdir()):
+                    base.rmdir()
+        return len(self.changed) - before
+
+    def remove_stale_videos(self, keep: set[str]) -> None:
+        """Delete the per-video folders of every video not in ``keep``."""
+        for folder in VIDEO_FOLDERS:
+            base = self.root / folder
+            if not base.is_dir():
+                continue
+            with os.scandir(base) as it:
+                gone = sorted(e.name for e in it if e.name not in keep)
+            for name in gone:
+                path = base / name
+                if path.is_dir():
+                    self.changed += [p.relative_to(self.root).as_posix() for p in sorted(path.rglob("*")) if p.is_file()]
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                    self.changed.append(path.relative_to(self.root).as_posix())
+            if not any(base.iterdir()):
+                base.rmdir()
+
     def remove_stale(self) -> list[str]:
-        """Delete what this exporter owns but did not write this time; returns the removed paths."""
+        """Delete what this exporter owns but did not write this time (the per-video folders are
+        kept by ``remove_stale_videos``); returns the removed paths."""
         removed = []
         for name in OWNED_FILES:
             if name not in self.written and (self.root / name).is_file():
@@ -84,7 +145,7 @@ class DatasetWriter:
                 removed.append(name)
         for folder in OWNED_FOLDERS:
             base = self.root / folder
-            if not base.is_dir():
+            if folder in VIDEO_FOLDERS or not base.is_dir():
                 continue
             for path in sorted(base.rglob("*"), reverse=True):
                 rel = path.relative_to(self.root).as_posix()

@@ -6,11 +6,12 @@ needs to read a folder of shards, and optionally the release's single JSON array
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator
 
-from textbook.export.files import DatasetWriter, json_array, jsonl
+from textbook.export.files import DatasetWriter
 from textbook.export.interleave import ClipItem, positions
 from textbook.export.packing import Sample
+from textbook.export.spool import Ordered
 from textbook.tokens import count_tokens
 
 FOLDER = "obelics"
@@ -46,24 +47,35 @@ def obelics_sample(sample: Sample, *, end_of_video: str, image_tokens: int,
     }
 
 
-def write_shards(writer: DatasetWriter, folder: str, rows: Sequence[dict[str, Any]], shard_size: int) -> list[str]:
-    """Rows in order into ``folder/part-NNNNN.jsonl``, ``shard_size`` each; returns the shard names."""
+def write_shards(writer: DatasetWriter, folder: str, rows: Ordered, shard_size: int) -> list[str]:
+    """Rows (encoded lines) in order into ``folder/part-NNNNN.jsonl``, ``shard_size`` each; returns
+    the shard names."""
     if shard_size <= 0:
         raise ValueError(f"export.shard_size must be positive, got {shard_size}")
     names = []
     for n, start in enumerate(range(0, len(rows), shard_size)):
         names.append(shard_name(n))
-        writer.write_bytes(f"{folder}/{names[-1]}", jsonl(rows[start:start + shard_size]))
+        writer.write_bytes(f"{folder}/{names[-1]}", b"".join(rows.chunk(start, start + shard_size)))
     return names
 
 
-def write_obelics(writer: DatasetWriter, rows: Sequence[dict[str, Any]], shard_size: int,
-                  single_json: bool) -> list[str]:
+def write_array(writer: DatasetWriter, rel: str, rows: Ordered) -> None:
+    """The rows as one JSON array, one row a line (what the release's trainers read), streamed."""
+    def lines() -> Iterator[bytes]:
+        yield b"["
+        for n, row in enumerate(rows):
+            yield (b",\n" if n else b"") + row.rstrip(b"\n")
+        yield b"]\n"
+
+    writer.write_lines(rel, lines())
+
+
+def write_obelics(writer: DatasetWriter, rows: Ordered, shard_size: int, single_json: bool) -> list[str]:
     names = write_shards(writer, FOLDER, rows, shard_size)
-    lengths = {name: len(rows[n * shard_size:(n + 1) * shard_size]) for n, name in enumerate(names)}
+    lengths = {name: len(rows.order[n * shard_size:(n + 1) * shard_size]) for n, name in enumerate(names)}
     ranges = {name: [n * shard_size, n * shard_size + lengths[name]] for n, name in enumerate(names)}
     writer.write_json(f"{FOLDER}/length.json", lengths)
     writer.write_json(f"{FOLDER}/shard_id_range.json", ranges)
     if single_json:
-        writer.write_bytes(SINGLE_JSON, json_array(rows))
+        write_array(writer, SINGLE_JSON, rows)
     return names

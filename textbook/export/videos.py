@@ -22,6 +22,7 @@ from textbook.export.interleave import ClipItem, ExportInputError, build_clips
 from textbook.tokens import count_tokens
 from textbook.records import Verdict
 from textbook.state import StageRun
+from textbook.state.models import VideoKnowledgePoint, VideoRow
 from textbook.state.snapshot import snapshot_runs
 from textbook.store import ArtifactStore, MissingArtifact
 
@@ -61,7 +62,6 @@ class VideoEntry:
     reason: str
     meta: dict[str, Any]
     created_at: datetime | None
-    updated_at: datetime | None
     knowledge_points: list[KnowledgePoint]
     search_keyword: str
     runs: list[StageRun]
@@ -111,30 +111,28 @@ def _read_object(store: ArtifactStore, key: str) -> dict[str, Any]:
     return doc or {}
 
 
-def load_videos(ctx: Context, kp_ids: Sequence[str] | None = None) -> list[VideoEntry]:
-    """Every video in the slice (all, or those found by ``kp_ids``), ordered by video id."""
-    kp_cache: dict[str, KnowledgePoint | None] = {}
+def knowledge_point_of(row: Any) -> KnowledgePoint:
+    return KnowledgePoint(row.id, row.subject, row.course, row.sub_course, row.name, int(row.level or 0))
 
-    def knowledge_point(kp_id: str) -> KnowledgePoint | None:
-        if kp_id not in kp_cache:
-            row = ctx.db.knowledge_point(kp_id)
-            kp_cache[kp_id] = row and KnowledgePoint(row.id, row.subject, row.course, row.sub_course, row.name,
-                                                     int(row.level or 0))
-        return kp_cache[kp_id]
 
+def load_videos(ctx: Context, rows: Sequence[VideoRow], links: dict[str, list[VideoKnowledgePoint]],
+                runs: dict[str, list[StageRun]], kps: dict[str, KnowledgePoint]) -> list[VideoEntry]:
+    """The videos of ``rows`` as their published results say (live runs for a video never
+    published), each with its stage documents read from the store; ``links``, ``runs`` and ``kps``
+    are fetched by the caller in batches."""
     entries = []
-    for row in ctx.db.videos(kp_ids=kp_ids):
-        links = ctx.db.links(row.video_id)
+    for row in rows:
+        video_links = links.get(row.video_id, [])
         meta = dict(row.meta or {})
         published = row.published
         entry = VideoEntry(
             video_id=row.video_id, url=row.url, meta=meta,
             status=published["status"] if published else row.status,
             reason=(published["reason"] if published else row.reason) or "",
-            created_at=row.created_at, updated_at=row.updated_at,
-            knowledge_points=[kp for kp in (knowledge_point(link.kp_id) for link in links) if kp is not None],
-            search_keyword=(links[0].search_keyword if links else "") or meta.get("search_keyword", ""),
-            runs=snapshot_runs(row.video_id, published) if published else ctx.db.runs(row.video_id),
+            created_at=row.created_at,
+            knowledge_points=[kps[link.kp_id] for link in video_links if link.kp_id in kps],
+            search_keyword=(video_links[0].search_keyword if video_links else "") or meta.get("search_keyword", ""),
+            runs=snapshot_runs(row.video_id, published) if published else runs.get(row.video_id, []),
         )
         try:
             _load_documents(entry, ctx.store)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from textbook.config import ExportSettings
 from textbook.export.files import DatasetWriter, dumps
-from textbook.export.obelics import obelics_sample
-from textbook.export.packing import Sample
+from textbook.export.spool import Ordered
 
 FOLDER = "wds"
 INDEX = f"{FOLDER}/index.json"
@@ -63,14 +63,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_wds(writer: DatasetWriter, rows: Sequence[dict[str, Any]], shard_size: int) -> list[str]:
-    """``rows``: OBELICS samples with image paths relative to the dataset root, whose images are
-    already written there. Returns the shard names."""
+def write_wds(writer: DatasetWriter, rows: Ordered, shard_size: int) -> list[str]:
+    """``rows``: OBELICS samples (encoded lines) with image paths relative to the dataset root,
+    whose images are already written there. Returns the shard names."""
     if shard_size <= 0:
         raise ValueError(f"export.wds_shard_size must be positive, got {shard_size}")
     index = []
     for n, start in enumerate(range(0, len(rows), shard_size)):
-        part = rows[start:start + shard_size]
+        part = [json.loads(line) for line in rows.chunk(start, start + shard_size)]
         rel = f"{FOLDER}/{shard_name(n)}"
         path = writer.write_with(rel, lambda tmp, part=part, start=start: _write_shard(tmp, part, start, writer.root))
         index.append({"shard": shard_name(n), "samples": len(part), "sha256": _sha256(path)})
@@ -79,11 +79,9 @@ def write_wds(writer: DatasetWriter, rows: Sequence[dict[str, Any]], shard_size:
     return [entry["shard"] for entry in index]
 
 
-def write_wds_view(writer: DatasetWriter, samples: Sequence[Sample], exp: ExportSettings) -> list[str]:
-    """The view for ``samples`` in the exporter's order (so keys equal OBELICS global indices), when
-    export.webdataset is on; returns the shard names."""
+def write_wds_view(writer: DatasetWriter, rows: Ordered, exp: ExportSettings) -> list[str]:
+    """The view of the OBELICS rows in published order (so keys equal OBELICS global indices),
+    when export.webdataset is on; returns the shard names."""
     if not exp.webdataset:
         return []
-    rows = [obelics_sample(s, end_of_video=exp.end_of_video, image_tokens=exp.image_tokens, image_path=str)
-            for s in samples]
     return write_wds(writer, rows, exp.wds_shard_size)

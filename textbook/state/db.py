@@ -23,12 +23,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from textbook.records import Video
-from textbook.state.models import (KnowledgePointRow, StageRun, StageSettings, SupersededArtifact,
+from textbook.state.models import (ExportPart, KnowledgePointRow, StageRun, StageSettings, SupersededArtifact,
                                    VideoKnowledgePoint, VideoRow, utcnow)
 from textbook.state.owner import gone_here, this_process
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CHUNK = 500  # ids per IN (...) list: well under every backend's limit on bound parameters
 
 
 class ClaimLost(RuntimeError):
@@ -377,12 +378,13 @@ class StateDB:
 
     @retried
     def referenced_keys(self, video_id: str) -> set[str]:
-        """Every key the video's stage runs or published result still use."""
+        """Every key the video's stage runs, published result or current export part still use."""
         with self.session() as s:
             video = s.get(VideoRow, video_id)
             live = {k for r in s.scalars(select(StageRun).where(StageRun.video_id == video_id))
                     for k in _keys(r.artifacts)}
-            return live | published_keys(video.published if video else None)
+            part = s.get(ExportPart, video_id)
+            return live | published_keys(video.published if video else None) | ({part.key} if part else set())
 
     @retried
     def forget_superseded(self, keys: Iterable[str]) -> None:
@@ -390,3 +392,93 @@ class StateDB:
         if keys:
             with self.session() as s:
                 s.execute(delete(SupersededArtifact).where(SupersededArtifact.key.in_(keys)))
+
+    # -- export parts -------------------------------------------------------------------------
+
+    @retried
+    def links_of(self, video_ids: Sequence[str]) -> dict[str, list[VideoKnowledgePoint]]:
+        """Each video's links, ordered as ``links`` orders them: one query per few hundred videos."""
+        out: dict[str, list[VideoKnowledgePoint]] = {v: [] for v in video_ids}
+        with self.session() as s:
+            for chunk in _chunks(video_ids):
+                for link in s.scalars(select(VideoKnowledgePoint).where(VideoKnowledgePoint.video_id.in_(chunk))
+                                      .order_by(VideoKnowledgePoint.found_at, VideoKnowledgePoint.kp_id)):
+                    out[link.video_id].append(link)
+        return out
+
+    @retried
+    def runs_of(self, video_ids: Sequence[str]) -> dict[str, list[StageRun]]:
+        out: dict[str, list[StageRun]] = {v: [] for v in video_ids}
+        with self.session() as s:
+            for chunk in _chunks(video_ids):
+                for run in s.scalars(select(StageRun).where(StageRun.video_id.in_(chunk)).order_by(StageRun.id)):
+                    out[run.video_id].append(run)
+        return out
+
+    @retried
+    def knowledge_points(self, kp_ids: Iterable[str]) -> dict[str, KnowledgePointRow]:
+        ids = sorted(set(kp_ids))
+        with self.session() as s:
+            return {r.id: r for chunk in _chunks(ids)
+                    for r in s.scalars(select(KnowledgePointRow).where(KnowledgePointRow.id.in_(chunk)))}
+
+    @retried
+    def part_versions(self, video_ids: Sequence[str]) -> dict[str, str]:
+        with self.session() as s:
+            return {vid: version for chunk in _chunks(video_ids)
+                    for vid, version in s.execute(select(ExportPart.video_id, ExportPart.version)
+                                                  .where(ExportPart.video_id.in_(chunk)))}
+
+    @retried
+    def record_parts(self, parts: Sequence[dict[str, Any]]) -> None:
+        """Make each part the video's current one; the key it replaces is superseded (the next
+        compaction deletes it, under its lock, once no compaction can be reading it)."""
+        if not parts:
+            return
+        with self.session() as s:
+            old = {p.video_id: p.key for chunk in _chunks([p["video_id"] for p in parts])
+                   for p in s.scalars(select(ExportPart).where(ExportPart.video_id.in_(chunk)))}
+            for part in parts:
+                previous = old.get(part["video_id"])
+                if previous and previous != part["key"]:
+                    self._supersede(s, part["video_id"], {previous})
+                _upsert(s, ExportPart, {**part, "packed_at": utcnow()}, ["video_id"],
+                        ["key", "version", "kp_id", "level", "packed_at"])
+            s.execute(delete(SupersededArtifact).where(SupersededArtifact.key.in_(sorted(p["key"] for p in parts))))
+
+    @retried
+    def videos_to_pack(self, kp_ids: Sequence[str] | None = None, margin: timedelta = timedelta(minutes=10)
+                       ) -> list[VideoRow]:
+        """Videos with no export part, or whose row or links changed since it was packed: one
+        query, which a compaction runs so that a video whose pack did not run is not left out.
+        ``margin`` covers clocks of different hosts that disagree a little."""
+        since = ExportPart.packed_at - margin
+        relinked = (select(VideoKnowledgePoint.video_id).where(VideoKnowledgePoint.video_id == VideoRow.video_id,
+                                                               VideoKnowledgePoint.found_at > since)
+                    .correlate(VideoRow, ExportPart).exists())
+        q = (select(VideoRow).outerjoin(ExportPart, ExportPart.video_id == VideoRow.video_id)
+             .where(ExportPart.video_id.is_(None) | (VideoRow.updated_at > since)
+                    | (VideoRow.published_at > since) | relinked)
+             .order_by(VideoRow.video_id))
+        if kp_ids is not None:
+            q = q.where(VideoRow.video_id.in_(
+                select(VideoKnowledgePoint.video_id).where(VideoKnowledgePoint.kp_id.in_(list(kp_ids)))))
+        with self.session() as s:
+            return list(s.scalars(q))
+
+    @retried
+    def current_parts(self, kp_ids: Sequence[str] | None = None) -> list[tuple[str, str, str, int]]:
+        """(video id, part key, own knowledge point, its level) of every packed video, or of those
+        found by ``kp_ids``, in video id order: the input of a compaction."""
+        q = select(ExportPart.video_id, ExportPart.key, ExportPart.kp_id, ExportPart.level).order_by(ExportPart.video_id)
+        if kp_ids is not None:
+            q = q.where(ExportPart.video_id.in_(
+                select(VideoKnowledgePoint.video_id).where(VideoKnowledgePoint.kp_id.in_(list(kp_ids)))))
+        with self.session() as s:
+            return [tuple(r) for r in s.execute(q)]
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    ids = list(ids)
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start:start + CHUNK]

@@ -109,3 +109,19 @@ class SupersededArtifact(Base):
     key: Mapped[str] = mapped_column(String(700), primary_key=True)
     video_id: Mapped[str] = mapped_column(String(128), index=True)
     superseded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ExportPart(Base):
+    """A video's part of the corpus: the document compaction reads instead of the video's stage
+    outputs. ``version`` hashes what the part was built from, so a nightly pack rebuilds only the
+    parts of videos that changed; ``key`` is content-addressed (a new part never overwrites one a
+    compaction may be reading)."""
+
+    __tablename__ = "export_parts"
+
+    video_id: Mapped[str] = mapped_column(ForeignKey("videos.video_id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(700))
+    version: Mapped[str] = mapped_column(String(64))
+    kp_id: Mapped[str] = mapped_column(String(200), default="", index=True)  # the video's own knowledge point
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    packed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

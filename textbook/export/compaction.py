@@ -1,0 +1,161 @@
+"""Compaction: the corpus's global view (FORMAT.md) assembled from the videos' parts, streaming.
+
+Videos are read one part at a time in reading order and packed as they come; each finished
+sample's rows go to spools on disk, so memory holds one video, one sample and an offset per
+sample, never the corpus. Once every sample exists the seeded shuffle orders them and the shards
+are written from the spools. ``videos.jsonl`` and the card's numbers follow from a second pass in
+video id order over the small per-video facts the first pass kept on disk.
+
+Keyframes are copied only for videos whose part changed since the dataset's last compaction
+(``.textbook/compacted.json`` in the dataset remembers which part each video shipped), so a night
+that changed little copies little.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from textbook.config import ExportSettings
+from textbook.export.card import CorpusFacts, video_facts
+from textbook.export.clipview import clip_sample
+from textbook.export.files import DatasetWriter, dumps
+from textbook.export.interleave import ClipItem, Entry
+from textbook.export.obelics import obelics_sample
+from textbook.export.packing import Packer, Sample
+from textbook.export.parts import entry_from_part
+from textbook.export.spool import Spool
+from textbook.export.videos import KnowledgePoint, VideoEntry, video_record
+from textbook.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from textbook.context import Context
+
+log = logging.getLogger(__name__)
+
+MANIFEST = ".textbook/compacted.json"
+NO_IMAGE = "no sample can take its text: no exported video has a kept keyframe"
+
+
+@dataclass
+class Pass:
+    """What the first pass leaves for the writing: spools and the per-video facts."""
+
+    obelics: Spool
+    clips: Spool
+    wds: Spool | None  # relative-path OBELICS rows, when the dataset's own paths are absolute
+    videos: Spool  # one JSON line per video: its record (``exported`` still open), facts, files
+    index: dict[str, int] = field(default_factory=dict)  # video id -> line in ``videos``
+    ready: set[str] = field(default_factory=set)  # finished videos with clips, placed in a sample
+    facts: CorpusFacts = field(default_factory=CorpusFacts)
+    kps: dict[str, KnowledgePoint] = field(default_factory=dict)
+    stage_fingerprints: set[str] = field(default_factory=set)
+    statuses: dict[str, str] = field(default_factory=dict)  # video id -> published status
+    notes: dict[str, str] = field(default_factory=dict)  # video id -> why it is not exported, if it is not
+    placed: bool = True  # False when no sample holds an image: then no video is exported
+
+    def why(self, video_id: str) -> str:
+        if video_id not in self.index:
+            return "no longer in the database"
+        return NO_IMAGE if video_id in self.ready and not self.placed else self.notes[video_id]
+
+    def close(self) -> None:
+        for spool in (self.obelics, self.clips, self.wds, self.videos):
+            if spool is not None:
+                spool.close()
+
+
+def reading_order(parts: list[tuple[str, str, str, int]], curriculum: bool) -> list[tuple[str, str, str, int]]:
+    """Knowledge point then video id, or easiest knowledge points first for a curriculum."""
+    if curriculum:
+        return sorted(parts, key=lambda p: (p[3], p[2], p[0]))
+    return sorted(parts, key=lambda p: (p[2], p[0]))
+
+
+def _cost(exp: ExportSettings) -> Callable[[Entry], int]:
+    end_cost = count_tokens(exp.end_of_video)
+    return lambda e: e.cost(exp.image_tokens) if isinstance(e, ClipItem) else end_cost
+
+
+def _files(entry: VideoEntry, sampled_frames: bool) -> list[tuple[str, str]]:
+    files = []
+    for clip in entry.clips or []:
+        files += [(f.source_key, f.path) for f in clip.frames]
+        if sampled_frames:
+            files += [(f.source_key, f.path) for f in clip.sampled]
+    return files
+
+
+def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path,
+               path: Callable[[str], str], subjects: dict[str, str]) -> Pass:
+    exp = ctx.settings.export
+    relative_wds = exp.webdataset and exp.absolute_paths
+    out = Pass(Spool(tmp / "obelics"), Spool(tmp / "clips"), Spool(tmp / "wds") if relative_wds else None,
+               Spool(tmp / "videos"))
+    packer = Packer(exp.token_budget, _cost(exp))
+
+    def emit(samples: Iterator[Sample]) -> None:
+        for sample in samples:
+            row = obelics_sample(sample, end_of_video=exp.end_of_video, image_tokens=exp.image_tokens, image_path=path)
+            out.obelics.append((dumps(row) + "\n").encode())
+            if out.wds is not None:
+                rel = obelics_sample(sample, end_of_video=exp.end_of_video, image_tokens=exp.image_tokens,
+                                     image_path=str)
+                out.wds.append((dumps(rel) + "\n").encode())
+            clip_row = clip_sample(sample, image_tokens=exp.image_tokens, path=path, frames_shipped=exp.sampled_frames,
+                                   ocr_engine=ctx.settings.ocr.backend, compat=exp.single_json)
+            out.clips.append((dumps(clip_row) + "\n").encode())
+            out.facts.add_sample((subjects[m["video_id"]] for m in row["metadata"]), row["image_num"], row["text_num"])
+
+    for video_id, key, _, _ in reading_order(parts, exp.curriculum):
+        entry = entry_from_part(ctx.store.get_json(key))
+        subjects[video_id] = entry.subject
+        if entry.status == "done" and entry.clips is not None:
+            if entry.clips:
+                out.ready.add(video_id)
+                emit(packer.add(entry.clips))
+            else:
+                entry.export_error = "finished video has no clips"
+        for kp in entry.knowledge_points:
+            out.kps.setdefault(kp.id, kp)
+        out.stage_fingerprints.update(r.config_hash for r in entry.runs)
+        out.statuses[video_id] = entry.status
+        out.notes[video_id] = entry.export_error or entry.status
+        out.index[video_id] = len(out.videos)
+        out.videos.append((dumps({"record": video_record(entry, exp.image_tokens), "facts": video_facts(entry),
+                                  "files": _files(entry, exp.sampled_frames), "part": key}) + "\n").encode())
+    emit(packer.finish())
+    out.placed = not packer.unplaced
+    return out
+
+
+def exported(first: Pass, video_id: str) -> bool:
+    return first.placed and video_id in first.ready
+
+
+def video_lines(first: Pass) -> Iterator[dict[str, Any]]:
+    """Every video's line, in video id order, with ``exported`` settled."""
+    for video_id in sorted(first.index):
+        line = json.loads(first.videos.line(first.index[video_id]))
+        record = line["record"]
+        record["exported"] = exported(first, video_id)
+        if video_id in first.ready and not record["exported"]:
+            record["export_error"] = NO_IMAGE
+        yield line
+
+
+def read_manifest(root: Path, sampled_frames: bool) -> dict[str, str]:
+    """The part each video shipped with at the last compaction, {} when unknown (copy everything)."""
+    path = root / MANIFEST
+    try:
+        doc = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return doc.get("videos", {}) if doc.get("sampled_frames") == sampled_frames else {}
+
+
+def write_manifest(writer: DatasetWriter, shipped: dict[str, str], sampled_frames: bool) -> None:
+    writer.write_bytes(MANIFEST, (dumps({"sampled_frames": sampled_frames, "videos": shipped}) + "\n").encode())
