@@ -45,6 +45,7 @@ def parse(tmp_path: Path, taxonomy_dir: Path | None = None, dags: Path = REPO / 
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["compaction"] = out["dags"].get("textbook_compaction")
     out["dags"] = {k: v for k, v in out["dags"].items() if k.startswith("textbook__")}  # downstream: test_train_dags
     return out
 
@@ -52,6 +53,13 @@ def parse(tmp_path: Path, taxonomy_dir: Path | None = None, dags: Path = REPO / 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory) -> dict:
     return parse(tmp_path_factory.mktemp("dags"))
+
+
+def test_the_compaction_dag_runs_after_the_nightly_window_one_at_a_time(shipped, tmp_path):
+    dag = shipped["compaction"]
+    assert dag["schedule"] == "0 7 * * *" and dag["max_active_runs"] == 1 and not dag["catchup"]
+    assert dag["tasks"]["compact"]["pool"] == "textbook_pack"  # compactions of the shared dataset never overlap
+    assert parse(tmp_path, TEXTBOOK_DAGS__COMPACTION_SCHEDULE="none")["compaction"]["schedule"] == "None"
 
 
 def test_every_knowledge_point_has_a_dag_without_import_errors(shipped):

@@ -88,3 +88,11 @@ def test_a_slice_compaction_holds_only_its_knowledge_points(tmp_path):
     assert validate_dataset(summary.root) == []
     assert snapshot(export_dataset(with_export(ctx, root=str(tmp_path / "slice-full")), ["math-2"]).root) \
         == snapshot(summary.root)
+
+
+def test_a_part_lost_from_the_store_is_packed_again(tmp_path):
+    ctx = _world(tmp_path)
+    before = snapshot(compact(ctx).root)
+    key = ctx.db.part_key("a1")
+    ctx.store.delete(key)
+    assert snapshot(compact(ctx).root) == before and ctx.store.exists(ctx.db.part_key("a1"))

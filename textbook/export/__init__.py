@@ -104,7 +104,7 @@ def export_dataset(ctx: Context, kp_ids: list[str] | None = None, *, force: bool
     if kp_ids is not None:
         _named_knowledge_points(ctx, kp_ids)
     with _export_lock(ctx):
-        refresh_parts(ctx, ctx.db.videos(kp_ids=kp_ids), rebuild=True)
+        refresh_parts(ctx, ctx.db.video_ids(kp_ids=kp_ids), rebuild=True)
         return _compact(ctx, kp_ids, force)
 
 

@@ -26,9 +26,10 @@ from textbook.export.files import DatasetWriter, dumps
 from textbook.export.interleave import ClipItem, Entry
 from textbook.export.obelics import obelics_sample
 from textbook.export.packing import Packer, Sample
-from textbook.export.parts import entry_from_part
+from textbook.export.parts import entry_from_part, refresh_parts
 from textbook.export.spool import Spool
 from textbook.export.videos import KnowledgePoint, VideoEntry, video_record
+from textbook.store import MissingArtifact
 from textbook.tokens import count_tokens
 
 if TYPE_CHECKING:
@@ -111,7 +112,14 @@ def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path,
             out.facts.add_sample((subjects[m["video_id"]] for m in row["metadata"]), row["image_num"], row["text_num"])
 
     for video_id, key, _, _ in reading_order(parts, exp.curriculum):
-        entry = entry_from_part(ctx.store.get_json(key))
+        try:
+            doc = ctx.store.get_json(key)
+        except MissingArtifact:  # lost from the store: built again from the video's stage outputs
+            log.warning("video %s: its export part %s is missing from the store; packing it again", video_id, key)
+            refresh_parts(ctx, [video_id], rebuild=True)
+            key = ctx.db.part_key(video_id)
+            doc = ctx.store.get_json(key)
+        entry = entry_from_part(doc)
         subjects[video_id] = entry.subject
         if entry.status == "done" and entry.clips is not None:
             if entry.clips:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # Bumped when a part's content changes for the same inputs: every part is rebuilt once.
 PART_FORMAT = 1
-BATCH = 200  # videos read from the store and written as parts at a time
+BATCH = 200  # videos read from the database and the store, and written as parts, at a time
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,19 @@ def entry_from_part(doc: dict[str, Any]) -> VideoEntry:
         clips=clips, export_error=doc["export_error"])
 
 
-def refresh_parts(ctx: Context, rows: Sequence[VideoRow], *, rebuild: bool = False) -> PackSummary:
-    """Bring the parts of ``rows`` up to date: those whose inputs changed, or all with ``rebuild``."""
+def refresh_parts(ctx: Context, video_ids: Sequence[str], *, rebuild: bool = False) -> PackSummary:
+    """Bring the parts of ``video_ids`` up to date: those whose inputs changed, or all with
+    ``rebuild``. Works through the videos a batch at a time, so memory holds one batch."""
+    rebuilt = written = 0
+    for start in range(0, len(video_ids), BATCH):
+        batch = ctx.db.videos_by_id(video_ids[start:start + BATCH])
+        done = _refresh_batch(ctx, batch, rebuild)
+        rebuilt += done[0]
+        written += done[1]
+    return PackSummary(videos=len(video_ids), rebuilt=rebuilt, written=written)
+
+
+def _refresh_batch(ctx: Context, rows: Sequence[VideoRow], rebuild: bool) -> tuple[int, int]:
     ids = [r.video_id for r in rows]
     links = ctx.db.links_of(ids)
     kps = {k: knowledge_point_of(r) for k, r in
@@ -113,26 +124,26 @@ def refresh_parts(ctx: Context, rows: Sequence[VideoRow], *, rebuild: bool = Fal
         version = part_version(row, links[row.video_id], kps, runs.get(row.video_id, []))
         if rebuild or known.get(row.video_id) != version:
             stale.append((row, version))
+    if not stale:
+        return 0, 0
     written = 0
-    for start in range(0, len(stale), BATCH):
-        batch = stale[start:start + BATCH]
-        entries = load_videos(ctx, [row for row, _ in batch], links, runs, kps)
-        records = []
-        for entry, (_, version) in zip(entries, batch, strict=True):
-            data = part_document(entry)
-            key = part_key(entry.video_id, data)
-            if not ctx.store.exists(key):
-                ctx.store.put_bytes(key, data)  # verified against its checksum before it is recorded
-                written += 1
-            kp = entry.knowledge_point
-            records.append({"video_id": entry.video_id, "key": key, "version": version,
-                            "kp_id": kp.id if kp else "", "level": kp.level if kp else 0})
-        ctx.db.record_parts(records)
-    return PackSummary(videos=len(rows), rebuilt=len(stale), written=written)
+    records = []
+    entries = load_videos(ctx, [row for row, _ in stale], links, runs, kps)
+    for entry, (_, version) in zip(entries, stale, strict=True):
+        data = part_document(entry)
+        key = part_key(entry.video_id, data)
+        if not ctx.store.exists(key):
+            ctx.store.put_bytes(key, data)  # verified against its checksum before it is recorded
+            written += 1
+        kp = entry.knowledge_point
+        records.append({"video_id": entry.video_id, "key": key, "version": version,
+                        "kp_id": kp.id if kp else "", "level": kp.level if kp else 0})
+    ctx.db.record_parts(records)
+    return len(stale), written
 
 
 def pack_knowledge_point(ctx: Context, kp_id: str) -> PackSummary:
     """The nightly pack of one knowledge point: the parts of the videos it found."""
     if ctx.db.knowledge_point(kp_id) is None:
         raise ValueError(f"unknown knowledge point {kp_id!r}: not in the database")
-    return refresh_parts(ctx, ctx.db.videos(kp_ids=[kp_id]))
+    return refresh_parts(ctx, ctx.db.video_ids(kp_ids=[kp_id]))

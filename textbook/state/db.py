@@ -197,6 +197,23 @@ class StateDB:
             return list(s.scalars(q))
 
     @retried
+    def video_ids(self, kp_ids: Sequence[str] | None = None) -> list[str]:
+        """The ids ``videos`` would return, without loading the rows."""
+        with self.session() as s:
+            q = select(VideoRow.video_id).order_by(VideoRow.video_id)
+            if kp_ids is not None:
+                q = q.where(VideoRow.video_id.in_(
+                    select(VideoKnowledgePoint.video_id).where(VideoKnowledgePoint.kp_id.in_(list(kp_ids)))))
+            return list(s.scalars(q))
+
+    @retried
+    def videos_by_id(self, video_ids: Sequence[str]) -> list[VideoRow]:
+        with self.session() as s:
+            return [row for chunk in _chunks(video_ids)
+                    for row in s.scalars(select(VideoRow).where(VideoRow.video_id.in_(chunk))
+                                         .order_by(VideoRow.video_id))]
+
+    @retried
     def links(self, video_id: str) -> list[VideoKnowledgePoint]:
         with self.session() as s:
             return list(s.scalars(select(VideoKnowledgePoint).where(VideoKnowledgePoint.video_id == video_id)
@@ -448,7 +465,7 @@ class StateDB:
 
     @retried
     def videos_to_pack(self, kp_ids: Sequence[str] | None = None, margin: timedelta = timedelta(minutes=10)
-                       ) -> list[VideoRow]:
+                       ) -> list[str]:
         """Videos with no export part, or whose row or links changed since it was packed: one
         query, which a compaction runs so that a video whose pack did not run is not left out.
         ``margin`` covers clocks of different hosts that disagree a little."""
@@ -456,7 +473,7 @@ class StateDB:
         relinked = (select(VideoKnowledgePoint.video_id).where(VideoKnowledgePoint.video_id == VideoRow.video_id,
                                                                VideoKnowledgePoint.found_at > since)
                     .correlate(VideoRow, ExportPart).exists())
-        q = (select(VideoRow).outerjoin(ExportPart, ExportPart.video_id == VideoRow.video_id)
+        q = (select(VideoRow.video_id).outerjoin(ExportPart, ExportPart.video_id == VideoRow.video_id)
              .where(ExportPart.video_id.is_(None) | (VideoRow.updated_at > since)
                     | (VideoRow.published_at > since) | relinked)
              .order_by(VideoRow.video_id))
@@ -465,6 +482,11 @@ class StateDB:
                 select(VideoKnowledgePoint.video_id).where(VideoKnowledgePoint.kp_id.in_(list(kp_ids)))))
         with self.session() as s:
             return list(s.scalars(q))
+
+    @retried
+    def part_key(self, video_id: str) -> str:
+        with self.session() as s:
+            return s.get(ExportPart, video_id).key
 
     @retried
     def current_parts(self, kp_ids: Sequence[str] | None = None) -> list[tuple[str, str, str, int]]:
