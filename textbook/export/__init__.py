@@ -192,9 +192,9 @@ def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSumma
                 first.facts.add_video(facts, record["exported"])
                 if record["exported"]:
                     vid = record["video_id"]
-                    shipped[vid] = line["part"]
+                    shipped[vid] = line["files_digest"]
                     images += record["counts"]["keyframes"]
-                    if shipped_before.get(vid) != line["part"]:
+                    if shipped_before.get(vid) != line["files_digest"]:
                         writer.copy_video_files(ctx.store, vid, map(tuple, line["files"]))
                 yield (dumps(record) + "\n").encode()
 

@@ -6,13 +6,14 @@ sample, never the corpus. Once every sample exists the seeded shuffle orders the
 are written from the spools. ``videos.jsonl`` and the card's numbers follow from a second pass in
 video id order over the small per-video facts the first pass kept on disk.
 
-Keyframes are copied only for videos whose part changed since the dataset's last compaction
-(``.textbook/compacted.json`` in the dataset remembers which part each video shipped), so a night
-that changed little copies little.
+Keyframes are copied only for videos whose keyframes changed since the dataset's last compaction
+(``.textbook/compacted.json`` in the dataset remembers which keyframes each video shipped), so a
+night that changed little copies little.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -90,6 +91,12 @@ def _files(entry: VideoEntry, sampled_frames: bool) -> list[tuple[str, str]]:
     return files
 
 
+def files_digest(files: list[tuple[str, str]]) -> str:
+    """Names a video's shipped keyframes: store keys are fingerprinted outputs, which never change
+    in place, so the same keys and paths mean the same bytes."""
+    return hashlib.sha256(dumps(files).encode()).hexdigest()[:32]
+
+
 def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path,
                path: Callable[[str], str], subjects: dict[str, str]) -> Pass:
     exp = ctx.settings.export
@@ -133,8 +140,9 @@ def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path,
         out.statuses[video_id] = entry.status
         out.notes[video_id] = entry.export_error or entry.status
         out.index[video_id] = len(out.videos)
+        files = _files(entry, exp.sampled_frames)
         out.videos.append((dumps({"record": video_record(entry, exp.image_tokens), "facts": video_facts(entry),
-                                  "files": _files(entry, exp.sampled_frames), "part": key}) + "\n").encode())
+                                  "files": files, "files_digest": files_digest(files)}) + "\n").encode())
     emit(packer.finish())
     out.placed = not packer.unplaced
     return out
@@ -156,7 +164,8 @@ def video_lines(first: Pass) -> Iterator[dict[str, Any]]:
 
 
 def read_manifest(root: Path, sampled_frames: bool) -> dict[str, str]:
-    """The part each video shipped with at the last compaction, {} when unknown (copy everything)."""
+    """Which keyframes each video shipped at the last compaction (``files_digest``), {} when unknown
+    (then every video's are copied, or checked byte for byte where they already are)."""
     path = root / MANIFEST
     try:
         doc = json.loads(path.read_text())
