@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import hashlib
 import os
 import socket
@@ -311,6 +313,15 @@ def test_export_to_s3_mirrors_the_local_dataset_and_drops_stale_files(s3, bucket
     assert only_a.remote.deleted > 0 and not any("vid_b" in k for k in remote)
     assert owned(remote) == published(local) and "NOTES.txt" in remote
     assert validate_dataset(local) == []
+
+    # Those mirrored only what they changed. One broken off (its state left incomplete) is followed
+    # by a mirror of the whole folder, which puts back what went missing meanwhile.
+    client = s3.client()
+    client.delete_object(Bucket=bucket, Key="datasets/v1/videos.jsonl")
+    (local / ".textbook" / "mirror.json").write_text(json.dumps({"url": url, "complete": False}) + "\n")
+    healed = export_dataset(ctx, ["kp_a"])
+    assert (healed.remote.uploaded, healed.remote.deleted) == (1, 0)
+    assert owned(remote_files(s3, bucket, "datasets/v1")) == published(local)
 
 
 def test_export_url_errors_are_named(s3, bucket, aws_env, tmp_path):

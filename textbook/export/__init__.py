@@ -219,7 +219,7 @@ def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSumma
              "videos": root / "videos.jsonl", "card": root / "README.md"}
     if exp.single_json:
         paths["single_json"] = root / SINGLE_JSON
-    remote = sync_to_s3(root, target, settings, ctx.store) if target else None
+    remote = sync_to_s3(root, target, settings, ctx.store, writer.changed) if target else None
     return ExportSummary(root=root, samples=len(order), videos=len(shipped), records=len(first.index),
                          images=images, shards=len(shards), paths=paths, remote=remote,
                          changed=tuple(writer.changed))

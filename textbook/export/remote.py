@@ -4,14 +4,20 @@ folder exactly as always (``validate_dataset`` and the report read it there), th
 The mirror covers what the exporter owns (files.OWNED_FOLDERS / OWNED_FILES): a file whose sha256
 differs from the remote object's is uploaded (verified, like every S3Store upload), a remote file
 this export did not produce is deleted, and anything else under the prefix is left alone.
+
+A corpus holds millions of keyframes, so after one complete mirror only what a compaction changed
+is uploaded or deleted. ``.textbook/mirror.json`` in the local folder says whether the last mirror
+to that URL completed; until one does (the first, or one broken off), the whole folder is
+reconciled with the remote listing.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from textbook.export.files import OWNED_FILES, OWNED_FOLDERS
 from textbook.store import ArtifactStore
@@ -22,6 +28,7 @@ if TYPE_CHECKING:
     from textbook.store.s3 import S3Store
 
 SCHEME = "s3://"
+MIRROR_STATE = ".textbook/mirror.json"
 WORKERS = 8  # uploads and HEADs in flight: S3 latency, not bandwidth, bounds a dataset of small files
 
 
@@ -90,9 +97,37 @@ def _target_store(target: RemoteTarget, settings: Settings, store: ArtifactStore
     return S3Store.from_settings(replace(settings.store, bucket=target.bucket, root=target.prefix))
 
 
-def sync_to_s3(root: Path, target: RemoteTarget, settings: Settings, store: ArtifactStore) -> SyncSummary:
-    """Make ``target`` hold the dataset folder ``root``; files are uploaded before stale ones go."""
+def _mirrored(root: Path, url: str) -> bool:
+    try:
+        state = json.loads((root / MIRROR_STATE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return state == {"url": url, "complete": True}
+
+
+def _record_mirror(root: Path, url: str, complete: bool) -> None:
+    path = root / MIRROR_STATE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": url, "complete": complete}) + "\n")
+
+
+def sync_to_s3(root: Path, target: RemoteTarget, settings: Settings, store: ArtifactStore,
+               changed: Sequence[str] | None = None) -> SyncSummary:
+    """Make ``target`` hold the dataset folder ``root``; files are uploaded before stale ones go.
+    ``changed``: the paths the export just wrote or removed (only those are mirrored when the last
+    mirror to ``target`` completed); None reconciles everything."""
     remote = _target_store(target, settings, store)
+    incremental = changed is not None and _mirrored(root, target.url)
+    _record_mirror(root, target.url, complete=False)
+    if incremental:
+        owned = sorted({rel for rel in changed if _owned(rel)})
+        local = {rel: root / rel for rel in owned if (root / rel).is_file()}
+        stale = [rel for rel in owned if rel not in local]
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(lambda rel: remote.put_file(rel, local[rel]), sorted(local)))
+            list(pool.map(remote.delete, stale))
+        _record_mirror(root, target.url, complete=True)
+        return SyncSummary(target.url, uploaded=len(local), unchanged=0, deleted=len(stale))
     local = _local_files(root)
     present = {key for key in remote.list("") if _owned(key)}
 
@@ -107,4 +142,5 @@ def sync_to_s3(root: Path, target: RemoteTarget, settings: Settings, store: Arti
     with ThreadPoolExecutor(WORKERS) as pool:
         uploaded = sum(pool.map(publish, sorted(local)))
         list(pool.map(remote.delete, stale))
+    _record_mirror(root, target.url, complete=True)
     return SyncSummary(target.url, uploaded=uploaded, unchanged=len(local) - uploaded, deleted=len(stale))
