@@ -164,6 +164,21 @@ def test_an_upload_changed_before_its_check_raises(s3, bucket, store):
         store.put_bytes("videos/v/clips.json", b'{"clips": []}')
 
 
+def test_an_upload_whose_first_check_sees_it_half_recorded_is_looked_at_again(s3, bucket, store):
+    """s3rver once answered the HEAD after a PUT with size 0 (right ETag and metadata) while it
+    finished writing: a transient state, not a failed upload."""
+    seen = []
+
+    def half_recorded(parsed, **_kwargs) -> None:
+        seen.append(parsed.get("ContentLength"))
+        if len(seen) == 1:
+            parsed["ContentLength"] = 0
+
+    store.client.meta.events.register("after-call.s3.HeadObject", half_recorded)
+    ref = store.put_bytes("videos/v/slow.json", b'{"clips": [1]}')
+    assert ref.size == 14 and len(seen) == 2 and store.get_bytes("videos/v/slow.json") == b'{"clips": [1]}'
+
+
 def test_an_object_changed_behind_the_stores_back_is_detected(s3, bucket, store):
     ref = store.put_bytes("videos/v/audio.wav", b"the real audio")
     other = s3.client()

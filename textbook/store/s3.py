@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 MiB = 1024 * 1024
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _ETAG_NOT_MD5 = frozenset({"aws:kms", "aws:kms:dsse"})  # SSE-KMS objects carry an ETag that is no MD5
+
+
+VERIFY_DELAYS = (0.2, 0.5, 1.0)  # seconds between looks at an upload that does not show its bytes yet
 
 
 class S3StoreError(OSError):
@@ -189,11 +193,24 @@ class S3Store(ArtifactStore):
         return self._verified(key, digest)
 
     def _verified(self, key: str, digest: _Digest) -> ArtifactRef:
+        """HEAD the object until it shows the bytes sent. Some S3-compatible servers answer a HEAD
+        right after a PUT with the object half-recorded (seen: size 0 with the right ETag), so a
+        mismatch is looked at again, briefly, before the upload counts as failed."""
+        for delay in VERIFY_DELAYS:
+            problems = self._mismatch(key, digest)
+            if not problems:
+                return ArtifactRef(key, digest.sha256, digest.size)
+            time.sleep(delay)
+        problems = self._mismatch(key, digest)
+        if problems:
+            raise ChecksumMismatch(f"upload of {self._name(key)} at {self.where} not verified: {'; '.join(problems)}")
+        return ArtifactRef(key, digest.sha256, digest.size)
+
+    def _mismatch(self, key: str, digest: _Digest) -> list[str]:
         try:
             head = self._head(key)
         except MissingArtifact:
-            raise ChecksumMismatch(f"upload of {self._name(key)} at {self.where} not verified: "
-                                   "the object is not there after the upload") from None
+            return ["the object is not there after the upload"]
         problems = []
         if head.get("ContentLength") != digest.size:
             problems.append(f"size {head.get('ContentLength')} != {digest.size} sent")
@@ -204,9 +221,7 @@ class S3Store(ArtifactStore):
         if head.get("ServerSideEncryption") not in _ETAG_NOT_MD5 and not head.get("SSECustomerAlgorithm") \
                 and etag not in digest.etags:
             problems.append(f"ETag {etag} is not the MD5 of the bytes sent")
-        if problems:
-            raise ChecksumMismatch(f"upload of {self._name(key)} at {self.where} not verified: {'; '.join(problems)}")
-        return ArtifactRef(key, digest.sha256, digest.size)
+        return problems
 
     def put_bytes(self, key: str, data: bytes) -> ArtifactRef:
         return self._upload(key, io.BytesIO(data))
