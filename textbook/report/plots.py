@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from textbook.report.data import Dataset
+from textbook.report.verdicts import rule, scores, threshold
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Plot:
     xlabel: str
     values: list[float]
     integer: bool  # one bar per value instead of a histogram
+    threshold: float | None = None  # drawn as a vertical line: the filter's cut-off
 
 
 def plots(data: Dataset) -> list[Plot]:
@@ -38,7 +40,19 @@ def plots(data: Dataset) -> list[Plot]:
              [float(c["clip_end"]) - float(c["clip_start"]) for c in clips], integer=False),
         Plot("tokens-per-sample.png", "Tokens per sample (text + images)", "tokens",
              [s.token_num for s in data.samples], integer=False),
+        *filter_plots(data),
     ]
+
+
+def filter_plots(data: Dataset) -> list[Plot]:
+    """One histogram per filter score over every video with one (kept or dropped), its threshold drawn."""
+    out = []
+    for name, values in scores(data.videos).items():
+        r = rule(name)
+        label = f"{r.quantity} ({r.unit})" if r.unit else r.quantity
+        out.append(Plot(f"filter-{name}.png", f"Filter {name}: {r.quantity}", label, values, integer=False,
+                        threshold=threshold(name, data.config)))
+    return out
 
 
 def draw(plot: Plot, path: Path) -> None:
@@ -54,7 +68,11 @@ def draw(plot: Plot, path: Path) -> None:
             ax.set_xticks(xs)
         else:
             ax.hist(plot.values, bins=min(20, max(1, len(set(plot.values)))), color="#4a7ab5", edgecolor="white")
-        ax.set_title(plot.title)
+        if plot.threshold is not None:
+            ax.axvline(plot.threshold, color="#b00020", linestyle="--", linewidth=1.5,
+                       label=f"threshold {plot.threshold:g}")
+            ax.legend(loc="best", fontsize="small")
+        ax.set_title(plot.title, fontsize="medium")
         ax.set_xlabel(plot.xlabel)
         ax.set_ylabel("count")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
