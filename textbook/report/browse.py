@@ -6,8 +6,8 @@ from __future__ import annotations
 from html import escape
 
 from textbook.report.data import Dataset, SampleRow
-from textbook.report.dedup import Audit, video_of
-from textbook.report.pages import (clock, image_tokens, page, sample_page_path, thumb, url, video_page_path)
+from textbook.report.dedup import MAX_DISTANCE, Audit, video_of
+from textbook.report.pages import clock, image_tokens, page, sample_page_path, thumb, url, video_page_path
 
 EXAMPLE_PAIRS = 24  # pairs of each kind shown on the duplicates page
 DEFAULT_END_OF_VIDEO = "<|end_of_video|>"
@@ -75,10 +75,10 @@ def _when(path: str) -> str:
 def duplicates_page(dupes: Audit) -> str:
     parts = ["<nav><a href=\"index.html#duplicates\">&larr; Dataset report</a></nav>\n",
              "<h1>Near-duplicate images</h1>\n",
-             f"<p>Every keyframe under <code>images/</code> of the exported videos ({dupes.images}, also those the "
-             "visual filter dropped) hashed with a 64-bit difference hash (dHash: brightness gradients of a 9×8 "
-             "grayscale thumbnail); a pair differing in at most a few bits looks the same at a glance. "
-             "Closest pairs first.</p>\n"]
+             (f"<p>Every keyframe under <code>images/</code> of the exported videos ({dupes.images}, also those the "
+              "visual filter dropped) hashed with a 64-bit difference hash (dHash: brightness gradients of a 9×8 "
+              f"grayscale thumbnail); pairs differing in at most {MAX_DISTANCE} bits look the same at a glance. "
+              "Closest pairs first.</p>\n")]
     for across, title in ((False, "Within one video"), (True, "Across videos")):
         pairs = [p for p in dupes.pairs if p.across == across]
         parts.append(f"<h2>{title}: {len(pairs)} pair(s), {dupes.share(across):.0%} of the images</h2>\n")

@@ -27,7 +27,7 @@ VIDEO_FIELDS = ("video_id", "status", "reason", "title", "duration", "verdicts",
 CLIP_FIELDS = ("clip_start", "clip_end", "asr", "refined_asr", "keyframe_ssim", "ocr_deduplicates", "visual_kept")
 SAMPLE_FIELDS = ("metadata", "image_num", "text_num", "token_num")
 BROWSED_SAMPLES = 20  # samples the browser shows whole; the others are only counted
-CARD_CONFIG = re.compile(r"^## Configuration\n+```yaml\n(.*?)^```", re.S | re.M)
+CARD_CONFIG = re.compile(r"^## Configuration\n+```yaml\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 class ReportInputError(ValueError):

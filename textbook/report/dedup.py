@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 MAX_DISTANCE = 4  # of 64 bits: re-encoded copies differ by 0-2, one added bullet line by more
-_POPCOUNT = np.array([bin(n).count("1") for n in range(256)], dtype=np.uint8)
+_POPCOUNT = np.array([n.bit_count() for n in range(256)], dtype=np.uint8)
 
 
 def dhash(path: Path) -> int:

@@ -93,10 +93,6 @@ def image_tokens(data: Dataset) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def seconds_text(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
 def clock(seconds: float | None) -> str:
     if seconds is None:
         return "-"
