@@ -295,7 +295,8 @@ def test_numbers_carry_their_units_and_no_page_says_none(dataset):
     assert cell["Keyframes in samples (of SSIM-kept)"] == "3 of 4"  # one clip's image dropped by the visual filter
     assert cell["Image tokens (images × per image)"] == "3 × 10 = 30"  # image_tokens=10 in this world
     assert cell["Transcript tokens"] == str(record["transcript_tokens"])
-    assert cell["Sample tokens (text + images)"] == str(record["tokens"])
+    assert cell["Sample tokens (transcript + images)"] == str(record["tokens"])
+    assert record["tokens"] == record["transcript_tokens"] + 30  # OCR travels in text_ocr_list, outside the budget
     assert index.row("vidF")[4] == f"too_short: {FILTER_REASON} [4 s (min 10 s)]"  # score, unit and threshold
     page = _page(dataset, "videos/vidA.html")
     assert page.row("silent")[1:5] == ["passed", "mean loudness", "-20 dBFS", "min -50 dBFS"]
@@ -375,6 +376,8 @@ def test_the_sample_browser_shows_a_sample_as_the_trainer_reads_it(dataset):
         else:
             expected.append(["text", f"[{n}] text {text}"])
     assert page.sequence == expected  # every position, in the shard's order, nothing added or left out
+    assert "x = 1 y = 2" in page.all_text and "+ OCR, in text_ocr_list only" in page.all_text
+    assert "FACE CAPTION" not in page.all_text  # dropped with its clip's images
     videos = {m["video_id"] for m in sample["metadata"] if m}
     assert [k for k, _ in page.sequence].count("eov") == len(videos) == 2  # one marker ends each video
     assert f"{sample['image_num']} image(s), {sample['text_num']} transcript tokens, {sample['token_num']} tokens " \

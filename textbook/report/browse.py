@@ -22,7 +22,8 @@ def sample_page(data: Dataset, sample: SampleRow, browsed: list[SampleRow]) -> s
     marker = _end_of_video(data)
     per_image = image_tokens(data)
     items = []
-    for n, (image, text) in enumerate(zip(sample.images, sample.texts)):
+    with_ocr = sample.text_ocr or (None,) * len(sample.texts)
+    for n, (image, text, text_ocr) in enumerate(zip(sample.images, sample.texts, with_ocr)):
         if image is not None:
             items.append(f"<p data-kind=\"image\">{thumb('../../' + image, f'position {n}: {image}')}<br>"
                          f"<span class=\"muted\">[{n}] image <code>{escape(image)}</code></span></p>\n")
@@ -31,6 +32,10 @@ def sample_page(data: Dataset, sample: SampleRow, browsed: list[SampleRow]) -> s
                          "<span class=\"muted\">End of Video</span></p>\n")
         elif text is not None:
             items.append(f"<p data-kind=\"text\"><span class=\"muted\">[{n}] text</span> {escape(text)}</p>\n")
+            ocr = (text_ocr or "")[len(text):].strip() if (text_ocr or "").startswith(text) else ""
+            if ocr:
+                items.append("<div class=\"ocr\"><div class=\"label\">+ OCR, in text_ocr_list only</div>"
+                             f"{escape(ocr)}</div>\n")
     cost = (f"{sample.image_num} image(s) × {per_image} tokens + text" if per_image is not None
             else f"{sample.image_num} image(s) + text")
     at = browsed.index(sample)
@@ -46,8 +51,9 @@ def sample_page(data: Dataset, sample: SampleRow, browsed: list[SampleRow]) -> s
             f"{sample.image_num} image(s), {sample.text_num} transcript tokens, {sample.token_num} tokens in all "
             f"({cost}, End-of-Video markers included). Videos, in order: {videos}.</p>\n"
             "<p class=\"muted\">Exactly the sample's <code>images</code> and <code>texts</code> lists: each "
-            "position holds an image or a text. A text is the clip's transcript and, on its own lines, its OCR "
-            f"(<code>texts</code> in the shards; <code>{escape(marker)}</code> ends each video).</p>\n"
+            f"position holds an image or a text (a clip's transcript); <code>{escape(marker)}</code> ends each video. "
+            "A trainer reading <code>text_ocr_list</code> instead gets each text followed by the clip's OCR lines, "
+            "shown in the grey boxes; <code>token_num</code> counts <code>texts</code> only.</p>\n"
             f"<div class=\"sample\">\n{''.join(items)}</div>\n")
     return page(f"Sample #{sample.index}", body)
 

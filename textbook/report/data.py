@@ -46,6 +46,7 @@ class SampleRow:
     token_num: int
     images: tuple[str | None, ...] = ()  # the sample's interleaved lists, for the first BROWSED_SAMPLES only
     texts: tuple[str | None, ...] = ()
+    text_ocr: tuple[str | None, ...] = ()  # text_ocr_list: each text with its clip's OCR lines after it
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ def _read_samples(root: Path) -> list[SampleRow]:
             images = tuple(_image(p, where) for p in row.get("images") or []) if whole else ()
             samples.append(SampleRow(len(samples), f"obelics/{path.name}", tuple(vids), int(row["image_num"]),
                                      int(row["text_num"]), int(row["token_num"]), images,
-                                     tuple(row.get("texts") or []) if whole else ()))
+                                     tuple(row.get("texts") or []) if whole else (),
+                                     tuple(row.get("text_ocr_list") or []) if whole else ()))
     return samples
 
 

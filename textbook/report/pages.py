@@ -171,9 +171,10 @@ def _kept(data: Dataset) -> str:
                      counts.get("ocr_tokens") or 0, image_cell, counts.get("tokens") or 0))
     return (table(["Title", "Video", "Knowledge point", "Duration", "Clips", "Keyframes in samples (of SSIM-kept)",
                    "Transcript tokens", "OCR tokens", "Image tokens (images × per image)",
-                   "Sample tokens (text + images)"], rows, raw=True)
-            + "<p class=\"muted\">Sample tokens are what the video costs in the packed samples: its transcript and "
-              "OCR text (as in <code>text_ocr_list</code>) plus each image counted at the export's tokens per image. "
+                   "Sample tokens (transcript + images)"], rows, raw=True)
+            + "<p class=\"muted\">Sample tokens are what the video costs in the packed samples' <code>token_num</code>: "
+              "its transcript tokens plus each image at the export's tokens per image (the End-of-Video marker "
+              "adds a few). OCR tokens travel in <code>text_ocr_list</code> only and are not in that budget. "
               "Tokens are estimated offline (no model tokenizer).</p>\n")
 
 
@@ -215,7 +216,8 @@ def _samples(data: Dataset) -> str:
              ", ".join(f"<code>{escape(v)}</code>" for v in s.video_ids), s.image_num, s.text_num, s.token_num)
             for s in browsed]
     more = len(data.samples) - len(browsed)
-    return (table(["Sample", "Shard", "Videos", "Images", "Text tokens", "Tokens (text + images)"], rows, raw=True)
+    return (table(["Sample", "Shard", "Videos", "Images", "Transcript tokens (text_num)",
+                   "Tokens (token_num: texts + images)"], rows, raw=True)
             + (f"<p class=\"muted\">{more} more sample(s) not shown.</p>\n" if more else ""))
 
 
