@@ -69,7 +69,9 @@ def _source_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _publish(make: Any) -> None:
     """Run an export step and say what it published."""
     from textbook.export import PublishRefused
+    from textbook.progress import step
 
+    step("export: finished videos -> dataset, card and report")
     try:
         out = make()
     except PublishRefused as exc:
