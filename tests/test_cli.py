@@ -75,6 +75,8 @@ def test_every_command_and_option_is_explained_with_an_example(capsys):
     from textbook.cli import build_parser
 
     parser = build_parser()
+    assert parser.parse_args(["plan", "--config", "new.yaml"]).config == "new.yaml"  # as the README writes it
+    assert parser.parse_args(["--config", "a.yaml", "plan"]).config == "a.yaml"  # not hidden by the sub-command
     top = parser.format_help()
     assert "``" not in top and "examples:" in top and "textbook demo --no-airflow" in top
     for name, sub in _subparsers(parser).items():

@@ -390,18 +390,23 @@ every command: textbook COMMAND --help (options, with an example each)
 settings: --config FILE or $TEXTBOOK_CONFIG, overridden by TEXTBOOK_* variables (README: Configuration)"""
 
 
+CONFIG_HELP = ("YAML settings file (default $TEXTBOOK_CONFIG; TEXTBOOK_* variables override), "
+               "e.g. --config prod.yaml")
+
+
 def _command(sub: Any, name: str, help: str, examples: str) -> argparse.ArgumentParser:
-    """A sub-command whose --help ends with examples."""
-    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
-                          epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """A sub-command whose --help ends with examples; it takes --config after its name too
+    (``textbook plan --config new.yaml``), without hiding one given before it."""
+    command = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                             epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textbook", description=__doc__, epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", metavar="FILE",
-                   help="YAML settings file (default $TEXTBOOK_CONFIG; TEXTBOOK_* variables override), "
-                        "e.g. --config prod.yaml")
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details and show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -435,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = _command(sub, "plan", "per stage, how many videos the current settings would run again, before "
                                  "anything runs (try it after editing the settings)", (
-        "  textbook --config new.yaml plan\n"
+        "  textbook plan --config new.yaml\n"
         "  TEXTBOOK_KEYFRAMES__SSIM_THRESHOLD=0.95 textbook plan --subject physics"))
     selection(plan)
     plan.set_defaults(fn=cmd_plan)
