@@ -29,8 +29,16 @@ def test_ids_that_begin_with_a_dash_work_as_typed(tmp_path, capsys):
 
 def test_empty_results_say_so(tmp_path, capsys):
     ctx = make_context(tmp_path)
-    assert main(["--config", _config(tmp_path, ctx), "status", "--failed"]) == 0
+    cfg = _config(tmp_path, ctx)
+    assert main(["--config", cfg, "status", "--failed"]) == 0
     assert capsys.readouterr().out.strip() == "no failed videos"
+    hint = "`textbook run --kp ID` finds them (`textbook kps` lists the ids)"
+    assert main(["--config", cfg, "status"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"no videos yet: {hint}"
+    assert main(["--config", cfg, "plan", "--subject", "physics"]) == 0
+    assert capsys.readouterr().out.strip() == f"no videos there yet: nothing would run again; {hint}"
+    assert main(["--config", cfg, "export"]) == 0
+    assert "no finished video yet: the dataset is empty" in capsys.readouterr().out
 
 
 def test_a_closed_pipe_ends_quietly(tmp_path):

@@ -79,6 +79,8 @@ def _publish(make: Any) -> None:
     state = "updated" if out["changed"] else "unchanged"
     print(f"dataset: {out['root']} ({state}: {out['samples']} samples, {out['images']} images, "
           f"{out['videos']} videos)")
+    if not out["videos"]:
+        print("  no finished video yet: the dataset is empty (`textbook status` shows progress)")
     print(f"report:  {out['report']}")
 
 
@@ -116,12 +118,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+FIND_VIDEOS = "`textbook run --kp ID` finds them (`textbook kps` lists the ids)"
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from textbook.plan import plan, render_plan
 
     ctx = _context(args)
     kp_ids = [kp.id for kp in _select(ctx, args)] if (args.kp or args.subject) else None
-    print(render_plan(plan(ctx, kp_ids)))
+    plans = plan(ctx, kp_ids)
+    if not any(plans[0].counts.values()):  # every video has a row in the first stage's counts
+        print(f"no videos {'there ' if kp_ids else ''}yet: nothing would run again; {FIND_VIDEOS}")
+        return 0
+    print(render_plan(plans))
     return 0
 
 
@@ -220,7 +229,7 @@ def _status_subjects(ctx: Context) -> int:
     from textbook import status as st
 
     counts = st.video_counts(ctx)
-    print(f"{counts.total} videos: {_counts_line(counts)}")
+    print(f"{counts.total} videos: {_counts_line(counts)}" if counts.total else f"no videos yet: {FIND_VIDEOS}")
     for subject in st.subject_progress(ctx):
         print(f"  {subject.id:<24}{subject.searched}/{subject.knowledge_points} knowledge points searched, "
               f"{subject.counts.total} videos: {_counts_line(subject.counts)}")
@@ -253,7 +262,7 @@ def _status_videos(ctx: Context, kp_ids: list[str] | None, status: str | None) -
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     if not rows:
-        print("no failed videos" if status == "failed" else "no videos yet: `textbook run` finds them")
+        print("no failed videos" if status == "failed" else f"no videos yet: {FIND_VIDEOS}")
         return 0
     print(f"{len(rows)} videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for row in rows:
