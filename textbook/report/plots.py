@@ -7,11 +7,13 @@ without the "Software" text chunk, the only thing that would vary between matplo
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.style
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -55,6 +57,19 @@ def filter_plots(data: Dataset) -> list[Plot]:
     return out
 
 
+def _edges(plot: Plot) -> np.ndarray:
+    """About 20 bins over the values and the threshold, one edge on the threshold so that no bar
+    mixes passing and failing videos (a lone value is a narrow bar at its place)."""
+    points = [*plot.values, *([] if plot.threshold is None else [plot.threshold])]
+    lo, hi = min(points), max(points)
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    width = (hi - lo) / 20
+    anchor = lo if plot.threshold is None else plot.threshold
+    start = anchor - math.ceil((anchor - lo) / width - 1e-9) * width
+    return start + width * np.arange(math.ceil((hi - start) / width - 1e-9) + 1)
+
+
 def draw(plot: Plot, path: Path) -> None:
     """Write the plot as a PNG at ``path`` (callers skip plots without values)."""
     with matplotlib.style.context("default"):
@@ -67,7 +82,7 @@ def draw(plot: Plot, path: Path) -> None:
             ax.bar(xs, [counts[x] for x in xs], width=0.8, color="#4a7ab5")
             ax.set_xticks(xs)
         else:
-            ax.hist(plot.values, bins=min(20, max(1, len(set(plot.values)))), color="#4a7ab5", edgecolor="white")
+            ax.hist(plot.values, bins=_edges(plot), color="#4a7ab5", edgecolor="white")
         if plot.threshold is not None:
             ax.axvline(plot.threshold, color="#b00020", linestyle="--", linewidth=1.5,
                        label=f"threshold {plot.threshold:g}")
