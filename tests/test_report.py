@@ -9,16 +9,21 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from export_helpers import (ClipSpec, add_done_video, add_failed_video, add_filtered_video, add_knowledge_point,
-                            make_context, register, snapshot, with_export)
+                            make_context, obelics_samples, read_jsonl, register, snapshot, with_export)
+from state_helpers import finish_stage
 from textbook.export import export_dataset
 from textbook.records import Verdict
 from textbook.report import ReportInputError, write_report
+from textbook.report.data import load_dataset
+from textbook.report.dedup import MAX_DISTANCE, audit, dhash
+from textbook.report.plots import Plot, draw, plots
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 FILTER_REASON = "length <b>4.0 s</b> < 10 s"  # markup in data must reach the reader as text
@@ -61,6 +66,11 @@ class _Page(HTMLParser):
         self.text: list[str] = []
         self.clips: list[dict] = []
         self.rows: list[list[str]] = []
+        self.ids: set[str] = set()
+        self.wrapped: list[tuple[str | None, str]] = []  # (href of the enclosing <a>, src) per image
+        self.sequence: list[list[str]] = []  # a sample page's positions: [kind, image src or text]
+        self._href: str | None = None
+        self._position = False
         self._skip = 0
         self._in_cell = False
         self._clip_depth = 0
@@ -74,6 +84,17 @@ class _Page(HTMLParser):
             self._skip += 1
         if tag == "body":
             self.body = attrs
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a":
+            self._href = attrs.get("href")
+        if tag == "img":
+            self.wrapped.append((self._href, attrs["src"]))
+            if self._position:
+                self.sequence[-1][1] = attrs["src"]
+        if tag == "p" and attrs.get("data-kind"):
+            self.sequence.append([attrs["data-kind"], ""])
+            self._position = True
         if tag == "section" and "clip" in (attrs.get("class") or "").split():
             self.clips.append({"images": [], "text": ""})
             self._clip_depth = self._depth
@@ -89,6 +110,10 @@ class _Page(HTMLParser):
             self.clips[-1]["images"].append(attrs["src"])
 
     def handle_endtag(self, tag):
+        if tag == "a":
+            self._href = None
+        if tag == "p":
+            self._position = False
         if tag in ("style", "script"):
             self._skip -= 1
         if tag in ("td", "th"):
@@ -101,6 +126,8 @@ class _Page(HTMLParser):
         if self._skip:
             return
         self.text.append(data)
+        if self._position and self.sequence[-1][0] != "image":
+            self.sequence[-1][1] += data
         if self._clip_depth:
             self.clips[-1]["text"] += data
         if self._in_cell:
@@ -178,18 +205,27 @@ def _assert_links_resolve(root: Path) -> int:
         for link in _Page(page.read_text()).links:
             parts = urlsplit(link)
             assert not parts.scheme and not parts.netloc, f"{page.name}: {link} leaves the folder"
-            target = (page.parent / unquote(parts.path)).resolve()
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page.resolve()
             assert target.is_file(), f"{page.relative_to(root)}: {link} -> {target} does not exist"
             assert target.is_relative_to(root.resolve()), f"{page.name}: {link} leaves the dataset"
+            if parts.fragment:
+                assert parts.fragment in _Page(target.read_text()).ids, f"{page.name}: {link}: no such anchor"
             checked += 1
     return checked
 
 
+# index: card, 8 section anchors, 5 video pages, 1 sample, duplicates page, 7 plots (image + link each);
+# duplicates page: back + 21 pairs (the fixture's keyframes are flat colours: every pair is a near
+# duplicate) of two linked images and two video links; sample page: back, 2 videos, 6 positions with
+# a linked image; kept video pages: back, sample, keyframes linked (4 and 3); dropped ones: back.
+LINKS = (1 + 8 + 5 + 1 + 1 + 7 * 2) + (1 + 21 * 6) + (3 + 6 * 2) + (2 + 4 * 2) + (2 + 3 * 2) + 3 * 1
+
+
 def test_every_link_and_image_of_every_page_resolves_to_a_file(dataset):
     assert [p.relative_to(dataset / "report").as_posix() for p in _report_pages(dataset)] == [
-        "index.html", "videos/-vidB_2.html", "videos/vidA.html"]
-    # index: card, 2 video pages, 3 plots; pages: back link + keyframes (4 and 3)
-    assert _assert_links_resolve(dataset) == 6 + (1 + 4) + (1 + 3)
+        "duplicates.html", "index.html", "samples/00000.html", "videos/-vidB_2.html", "videos/vidA.html",
+        "videos/vidF.html", "videos/vidN.html", "videos/vidX.html"]
+    assert _assert_links_resolve(dataset) == LINKS
 
 
 def test_absolute_image_paths_still_give_relative_links(tmp_path):
@@ -200,7 +236,7 @@ def test_absolute_image_paths_still_give_relative_links(tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(root, moved)
     write_report(moved)
-    assert _assert_links_resolve(moved) == 6 + (1 + 4) + (1 + 3)
+    assert _assert_links_resolve(moved) == LINKS
     assert '"/' not in (moved / "report" / "videos" / "vidA.html").read_text().split("</style>")[1]
 
 
@@ -216,7 +252,7 @@ def test_statistics_table_agrees_with_the_dataset_card(dataset):
 
 def test_the_report_is_byte_identical_wherever_the_dataset_lies(dataset, tmp_path):
     first = snapshot(dataset / "report")
-    assert {"keyframes-per-clip.png", "clip-seconds.png", "tokens-per-sample.png"} <= set(first)
+    assert {"keyframes-per-clip.png", "clip-seconds.png", "tokens-per-sample.png", "filter-too_short.png"} <= set(first)
     copy = tmp_path / "copy"
     shutil.copytree(dataset, copy, ignore=shutil.ignore_patterns("report"))
     (copy / "report" / "videos").mkdir(parents=True)
@@ -244,3 +280,148 @@ def test_a_folder_that_is_not_a_dataset_is_named(tmp_path):
     with pytest.raises(ReportInputError, match=r"clips/part-00000.jsonl:1: not valid JSON"):
         write_report(tmp_path)
     assert not (tmp_path / "report").exists()
+
+
+def _page(dataset: Path, name: str) -> _Page:
+    return _Page((dataset / "report" / name).read_text())
+
+
+def test_numbers_carry_their_units_and_no_page_says_none(dataset):
+    index = _page(dataset, "index.html")
+    header = next(r for r in index.rows if r and r[0] == "Title")
+    vid_a = index.row("Lesson vidA")
+    cell = dict(zip(header, vid_a))
+    record = {r["video_id"]: r for r in read_jsonl(dataset / "videos.jsonl")}["vidA"]["counts"]
+    assert cell["Keyframes in samples (of SSIM-kept)"] == "3 of 4"  # one clip's image dropped by the visual filter
+    assert cell["Image tokens (images × per image)"] == "3 × 10 = 30"  # image_tokens=10 in this world
+    assert cell["Transcript tokens"] == str(record["transcript_tokens"])
+    assert cell["Sample tokens (transcript + images)"] == str(record["tokens"])
+    assert record["tokens"] == record["transcript_tokens"] + 30  # OCR travels in text_ocr_list, outside the budget
+    assert index.row("vidF")[4] == f"too_short: {FILTER_REASON} [4 s (min 10 s)]"  # score, unit and threshold
+    page = _page(dataset, "videos/vidA.html")
+    assert page.row("silent")[1:5] == ["passed", "mean loudness", "-20 dBFS", "min -50 dBFS"]
+    assert page.row("too_short")[3:5] == ["60 s", "min 10 s"]
+    assert page.row("repetitive")[3:5] == ["0.01", "max 0.5"]
+    for path in _report_pages(dataset):
+        assert "None" not in _Page(path.read_text()).all_text, path.name
+
+
+def test_time_per_stage_sums_stage_seconds_per_video_hour(dataset):
+    records = read_jsonl(dataset / "videos.jsonl")
+    ran = [r for r in records if "download" in r["stage_seconds"]]
+    assert sorted(r["video_id"] for r in ran) == ["-vidB_2", "vidA", "vidF", "vidX"]  # vidN never ran
+    index = _page(dataset, "index.html")
+    row = index.row("download")
+    seconds = sum(r["stage_seconds"]["download"] for r in ran)
+    hours = sum(r["duration"] for r in ran) / 3600
+    assert row[1:3] == ["4", f"{seconds:.1f}"]
+    assert row[4] == f"{hours * 60:.1f}" and row[5] == f"{seconds / hours:.0f}"
+    assert index.row("visual_filter")[1] == "2"  # only the kept videos got that far
+    page = _page(dataset, "videos/vidA.html")
+    stages = next(r for r in page.rows if r and r[0] == "" and "visual_filter" in r)
+    assert stages[1:] == ["download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr",
+                          "visual_filter", "all stages"]
+
+
+def test_every_filter_score_is_plotted_against_its_threshold(dataset, tmp_path):
+    charts = {c.file: c for c in plots(load_dataset(dataset))}
+    assert (charts["filter-too_short.png"].values, charts["filter-too_short.png"].threshold) == ([60.0, 60.0, 4.0], 10.0)
+    assert charts["filter-silent.png"].threshold == -50.0 and charts["filter-not_english.png"].threshold == 0.5
+    assert charts["filter-repetitive.png"].threshold == 0.5
+    bare = Plot("bare.png", "t", "x", charts["filter-too_short.png"].values, integer=False)
+    draw(bare, tmp_path / "bare.png")
+    assert (tmp_path / "bare.png").read_bytes() != (dataset / "report" / "filter-too_short.png").read_bytes()
+    assert "Filter too_short: duration (n = 3; dashed line: threshold 10)" in _page(dataset, "index.html").all_text
+
+
+def test_a_dropped_video_has_a_page_with_why_and_what_was_collected(dataset):
+    index = _page(dataset, "index.html")
+    assert {"videos/vidF.html", "videos/vidX.html", "videos/vidN.html"} <= set(index.links)
+    filtered = _page(dataset, "videos/vidF.html")
+    assert f"Not in the samples: filtered at filters: too_short: {FILTER_REASON}" in filtered.all_text
+    assert filtered.row("too_short")[1:5] == ["failed", "duration", "4 s", "min 10 s"]
+    assert filtered.row("silent")[1] == "passed"
+    times = next(r for r in filtered.rows if r and r[0] == "")
+    assert times[1:] == ["download", "audio", "transcript", "filters", "all stages"]  # what ran before it was dropped
+    assert not filtered.clips  # nothing of it ships
+    failed = _page(dataset, "videos/vidX.html")
+    assert "failed at download: DownloadError: HTTP Error 403: Forbidden (category: error)" in failed.all_text
+    assert "No verdicts: the video did not reach the filters." in failed.all_text
+
+
+def test_failures_are_grouped_by_category(tmp_path):
+    ctx = make_context(tmp_path)
+    add_knowledge_point(ctx, "math-1")
+    add_done_video(ctx, "ok", "math-1", [ClipSpec(0.0, 12.0, "one two three")])
+    for vid, category in (("a", "rate_limited"), ("b", "rate_limited"), ("c", "sign_in_required")):
+        register(ctx, vid, "math-1")
+        finish_stage(ctx, vid, "download", status="failed", error="HTTP Error 429", result={"category": category})
+        ctx.db.set_video_status(vid, "failed", "download: HTTP Error 429")
+    root = export_dataset(ctx).root
+    write_report(root)
+    index = _page(root, "index.html")
+    assert index.row("rate_limited")[1] == "2" and "sleep_interval" in index.row("rate_limited")[2]
+    assert index.row("sign_in_required")[1] == "1" and "cookies_file" in index.row("sign_in_required")[2]
+
+
+def test_the_sample_browser_shows_a_sample_as_the_trainer_reads_it(dataset):
+    sample = obelics_samples(dataset)[0]
+    page = _page(dataset, "samples/00000.html")
+    expected = []
+    for n, (image, text) in enumerate(zip(sample["images"], sample["texts"])):
+        if image is not None:
+            expected.append(["image", "../../" + quote(image, safe="/")])
+        elif text == "<|end_of_video|>":
+            expected.append(["eov", f"[{n}] <|end_of_video|> End of Video"])
+        else:
+            expected.append(["text", f"[{n}] text {text}"])
+    assert page.sequence == expected  # every position, in the shard's order, nothing added or left out
+    assert "x = 1 y = 2" in page.all_text and "+ OCR, in text_ocr_list only" in page.all_text
+    assert "FACE CAPTION" not in page.all_text  # dropped with its clip's images
+    videos = {m["video_id"] for m in sample["metadata"] if m}
+    assert [k for k, _ in page.sequence].count("eov") == len(videos) == 2  # one marker ends each video
+    assert f"{sample['image_num']} image(s), {sample['text_num']} transcript tokens, {sample['token_num']} tokens " \
+           f"in all ({sample['image_num']} image(s) × 10 tokens + text" in page.all_text
+
+
+def test_thumbnails_open_the_full_image(dataset):
+    for name in ("videos/vidA.html", "samples/00000.html", "duplicates.html"):
+        wrapped = _page(dataset, name).wrapped
+        assert wrapped and all(href == src for href, src in wrapped), name
+
+
+def _gradient(path: Path, flip: bool = False, size=(320, 240), quality=90) -> Path:
+    x = np.linspace(0, 255, size[0])[None, :] * np.ones((size[1], 1))
+    y = np.linspace(0, 255, size[1])[:, None] * np.ones((1, size[0]))
+    pixels = (x * 0.7 + np.sin(y / 9) * 60 + 60).clip(0, 255).astype(np.uint8)
+    if flip:
+        pixels = pixels[:, ::-1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).convert("RGB").save(path, quality=quality)
+    return path
+
+
+def test_near_duplicates_within_and_across_videos(tmp_path):
+    _gradient(tmp_path / "images/v1/a.jpg")
+    _gradient(tmp_path / "images/v1/b.jpg", quality=30)  # the same picture re-encoded
+    _gradient(tmp_path / "images/v2/c.jpg", size=(640, 480))  # the same picture in another video, resized
+    _gradient(tmp_path / "images/v2/d.jpg", flip=True)  # a different picture
+    assert dhash(tmp_path / "images/v1/a.jpg") != dhash(tmp_path / "images/v2/d.jpg")
+    found = audit(tmp_path, ["images/v1/a.jpg", "images/v1/b.jpg", "images/v2/c.jpg", "images/v2/d.jpg"])
+    assert found.images == 4
+    pairs = {(p.a, p.b): p for p in found.pairs}
+    assert set(pairs) == {("images/v1/a.jpg", "images/v1/b.jpg"), ("images/v1/a.jpg", "images/v2/c.jpg"),
+                          ("images/v1/b.jpg", "images/v2/c.jpg")}
+    assert all(p.distance <= MAX_DISTANCE for p in pairs.values())
+    assert not pairs[("images/v1/a.jpg", "images/v1/b.jpg")].across and pairs[("images/v1/a.jpg", "images/v2/c.jpg")].across
+    assert found.share(across=False) == 0.5 and found.share(across=True) == 0.75
+
+
+def test_the_duplicate_audit_is_on_the_report(dataset):
+    # the fixture's keyframes are flat colours, so all 7 hash alike: 6 + 3 pairs within, 12 across
+    text = _page(dataset, "index.html").all_text
+    assert "7 image(s) hashed: 9 near-duplicate pair(s) within a video (100% of the images have one), " \
+           "12 across videos (100%)" in text
+    dupes = _page(dataset, "duplicates.html")
+    assert "Within one video: 9 pair(s), 100% of the images" in dupes.all_text
+    assert "Across videos: 12 pair(s), 100% of the images" in dupes.all_text

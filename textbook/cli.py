@@ -1,4 +1,5 @@
-"""The ``textbook`` command: run, plan, demo, status, retry, backfill, export, validate, train, bench."""
+"""The textbook command line: collect instructional videos per knowledge point, run them through the
+pipeline, and export the multimodal-textbook dataset with its report."""
 
 from __future__ import annotations
 
@@ -68,7 +69,9 @@ def _source_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _publish(make: Any) -> None:
     """Run an export step and say what it published."""
     from textbook.export import PublishRefused
+    from textbook.progress import step
 
+    step("export: finished videos -> dataset, card and report")
     try:
         out = make()
     except PublishRefused as exc:
@@ -76,6 +79,8 @@ def _publish(make: Any) -> None:
     state = "updated" if out["changed"] else "unchanged"
     print(f"dataset: {out['root']} ({state}: {out['samples']} samples, {out['images']} images, "
           f"{out['videos']} videos)")
+    if not out["videos"]:
+        print("  no finished video yet: the dataset is empty (`textbook status` shows progress)")
     print(f"report:  {out['report']}")
 
 
@@ -113,12 +118,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+FIND_VIDEOS = "`textbook run --kp ID` finds them (`textbook kps` lists the ids)"
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from textbook.plan import plan, render_plan
 
     ctx = _context(args)
     kp_ids = [kp.id for kp in _select(ctx, args)] if (args.kp or args.subject) else None
-    print(render_plan(plan(ctx, kp_ids)))
+    plans = plan(ctx, kp_ids)
+    if not any(plans[0].counts.values()):  # every video has a row in the first stage's counts
+        print(f"no videos {'there ' if kp_ids else ''}yet: nothing would run again; {FIND_VIDEOS}")
+        return 0
+    print(render_plan(plans))
+    return 0
+
+
+def cmd_kps(args: argparse.Namespace) -> int:
+    """Knowledge-point ids to pass to --kp, with their videos so far (one aggregate query)."""
+    from textbook import status as st
+    from textbook.taxonomy import TaxonomyLookupError
+
+    ctx = _context(args)
+    try:
+        kps = ctx.taxonomy.select(subject=args.subject, course=args.course)
+    except TaxonomyLookupError as exc:
+        raise CliError(str(exc)) from None
+    levels = sorted({kp.level for kp in kps})
+    if args.level is not None:
+        kps = [kp for kp in kps if kp.level == args.level]
+    if not kps:
+        scope = "".join(f" {name} {value}" for name, value in (("in subject", args.subject),
+                                                               ("in course", args.course)) if value)
+        print(f"no knowledge points at level {args.level}{scope}; levels there: {', '.join(map(str, levels))}")
+        return 0
+    rows = st.kp_progress(ctx, kps)
+    subjects = list(dict.fromkeys(kp.subject for kp in kps))
+    courses = {(kp.subject, kp.course) for kp in kps}
+    print(f"{len(kps)} knowledge point(s) in {len(courses)} course(s) of {len(subjects)} subject(s); "
+          f"{sum(r.counts.total for r in rows)} videos found so far")
+    width, level_width = max(len(kp.id) for kp in kps), max(len(kp.level_name) for kp in kps)
+    for row in rows:
+        kp = row.kp
+        print(f"  {kp.id:<{width}}  level {kp.level} {kp.level_name:<{level_width}} {row.counts.total:>5} videos  "
+              f"{kp.name}")
     return 0
 
 
@@ -186,7 +229,7 @@ def _status_subjects(ctx: Context) -> int:
     from textbook import status as st
 
     counts = st.video_counts(ctx)
-    print(f"{counts.total} videos: {_counts_line(counts)}")
+    print(f"{counts.total} videos: {_counts_line(counts)}" if counts.total else f"no videos yet: {FIND_VIDEOS}")
     for subject in st.subject_progress(ctx):
         print(f"  {subject.id:<24}{subject.searched}/{subject.knowledge_points} knowledge points searched, "
               f"{subject.counts.total} videos: {_counts_line(subject.counts)}")
@@ -219,7 +262,7 @@ def _status_videos(ctx: Context, kp_ids: list[str] | None, status: str | None) -
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     if not rows:
-        print("no failed videos" if status == "failed" else "no videos yet: `textbook run` finds them")
+        print("no failed videos" if status == "failed" else f"no videos yet: {FIND_VIDEOS}")
         return 0
     print(f"{len(rows)} videos: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for row in rows:
@@ -345,44 +388,100 @@ def cmd_model_server(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """examples:
+  textbook demo --no-airflow                     # the demo course end to end, in a few minutes
+  textbook kps --subject mathematics --level 3   # knowledge-point ids to run
+  textbook run --kp mathematics.calculus.derivatives.power-rule
+  textbook status --failed                       # what failed, and why
+  textbook export                                # then open data/dataset/report/index.html
+
+every command: textbook COMMAND --help (options, with an example each)
+settings: --config FILE or $TEXTBOOK_CONFIG, overridden by TEXTBOOK_* variables (README: Configuration)"""
+
+
+CONFIG_HELP = ("YAML settings file (default $TEXTBOOK_CONFIG; TEXTBOOK_* variables override), "
+               "e.g. --config prod.yaml")
+
+
+def _command(sub: Any, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    """A sub-command whose --help ends with examples; it takes --config after its name too
+    (``textbook plan --config new.yaml``), without hiding one given before it."""
+    command = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                             epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="textbook", description=__doc__)
-    p.add_argument("--config", help="YAML settings file (default $TEXTBOOK_CONFIG; TEXTBOOK_* variables override)")
-    p.add_argument("-v", "--verbose", action="store_true")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="textbook", description=__doc__, epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details and show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def selection(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--kp", action="append", help="knowledge point id (repeatable)")
-        sp.add_argument("--subject", action="append", help="subject id (repeatable)")
+        sp.add_argument("--kp", action="append", metavar="ID",
+                        help="knowledge point id, repeatable (list them: textbook kps), "
+                             "e.g. --kp demo.intro.basics.lectures")
+        sp.add_argument("--subject", action="append", metavar="ID",
+                        help="every knowledge point of a subject, repeatable, e.g. --subject physics")
 
-    run = sub.add_parser("run", help="search, process and export knowledge points")
+    run = _command(sub, "run", "search, process and export knowledge points", (
+        "  textbook run --kp mathematics.calculus.derivatives.power-rule   # YouTube search, top 50\n"
+        "  textbook run --subject physics --limit 10\n"
+        "  textbook run --kp demo.intro.basics.lectures --urls-file urls.txt\n"
+        "  textbook run --kp demo.intro.basics.lectures --local-dir ./videos --no-export"))
     selection(run)
-    run.add_argument("--all", action="store_true", help="every knowledge point of the taxonomy")
-    run.add_argument("--source", choices=["youtube", "urls", "local"])
-    run.add_argument("--urls-file")
-    run.add_argument("--local-dir")
-    run.add_argument("--limit", type=int, help="videos per knowledge point (default search.max_results)")
-    run.add_argument("--no-export", action="store_true")
+    run.add_argument("--all", action="store_true", help="every knowledge point of the taxonomy, e.g. --all --limit 5")
+    run.add_argument("--source", choices=["youtube", "urls", "local"],
+                     help="where videos come from (default search.source), e.g. --source youtube")
+    run.add_argument("--urls-file", metavar="FILE",
+                     help="one yt-dlp URL per line instead of a search, e.g. --urls-file urls.txt")
+    run.add_argument("--local-dir", metavar="DIR",
+                     help="a folder of media files (+ <stem>.en.vtt captions), e.g. --local-dir ./videos")
+    run.add_argument("--limit", type=int, metavar="N",
+                     help="videos per knowledge point (default search.max_results), e.g. --limit 10")
+    run.add_argument("--no-export", action="store_true",
+                     help="process only; write the dataset later with textbook export")
     run.add_argument("--force", action="store_true",
                      help="publish the dataset even if it would lose videos the previous export shipped")
     run.set_defaults(fn=cmd_run)
 
-    plan = sub.add_parser("plan", help="per stage, how many videos the current settings would run again, "
-                                       "before anything runs (try it after editing the settings)")
+    plan = _command(sub, "plan", "per stage, how many videos the current settings would run again, before "
+                                 "anything runs (try it after editing the settings)", (
+        "  textbook plan --config new.yaml\n"
+        "  TEXTBOOK_KEYFRAMES__SSIM_THRESHOLD=0.95 textbook plan --subject physics"))
     selection(plan)
     plan.set_defaults(fn=cmd_plan)
 
-    demo = sub.add_parser("demo", help="render the demo course, serve it on 127.0.0.1 and run it end to end")
-    demo.add_argument("--port", type=int, default=8765)
+    kps = _command(sub, "kps", "list knowledge-point ids (for --kp) with their level and videos found so far", (
+        "  textbook kps --subject mathematics\n"
+        "  textbook kps --subject physics --course mechanics --level 3"))
+    kps.add_argument("--subject", metavar="ID", help="one subject, e.g. --subject mathematics")
+    kps.add_argument("--course", metavar="ID",
+                     help="one course, or <course>.<sub_course>, of the subject, e.g. --course calculus")
+    kps.add_argument("--level", type=int, choices=range(1, 6), metavar="1-5",
+                     help="educational level: 1 primary ... 5 graduate, e.g. --level 3")
+    kps.set_defaults(fn=cmd_kps)
+
+    demo = _command(sub, "demo", "render the demo course, serve it on 127.0.0.1 and run it end to end", (
+        "  textbook demo                 # through Airflow (airflow dags test)\n"
+        "  textbook demo --no-airflow    # the same stages in this process"))
+    demo.add_argument("--port", type=int, default=8765, help="port of the local demo server (default 8765), "
+                                                             "e.g. --port 8801")
     demo.add_argument("--no-airflow", action="store_true", help="run the stages in this process, without Airflow")
     demo.set_defaults(fn=cmd_demo)
 
-    status = sub.add_parser("status", help="progress per subject (default), per knowledge point of a subject "
-                                           "(--subject), per video (--kp, --failed, --video), with failure reasons")
-    status.add_argument("--subject", help="one subject's knowledge points")
-    status.add_argument("--kp", action="append")
-    status.add_argument("--video")
-    status.add_argument("--failed", action="store_true")
+    status = _command(sub, "status", "progress per subject (default), per knowledge point of a subject "
+                                     "(--subject), per video (--kp, --failed, --video), with failure reasons", (
+        "  textbook status\n"
+        "  textbook status --subject physics --failed\n"
+        "  textbook status --video -newton_laws"))
+    status.add_argument("--subject", metavar="ID", help="one subject's knowledge points, e.g. --subject physics")
+    status.add_argument("--kp", action="append", metavar="ID",
+                        help="the videos of a knowledge point, repeatable, e.g. --kp demo.intro.basics.lectures")
+    status.add_argument("--video", metavar="ID", help="one video, stage by stage, e.g. --video dQw4w9WgXcQ")
+    status.add_argument("--failed", action="store_true", help="only failed videos (with --kp or --subject: theirs)")
     status.set_defaults(fn=cmd_status)
 
     retry = sub.add_parser("retry", help="run failed videos again from their failed stage (through Airflow's "
@@ -390,36 +489,50 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("video_id", nargs="+")
     retry.set_defaults(fn=cmd_retry)
 
-    backfill = sub.add_parser("backfill", help="trigger every knowledge-point DAG of a subject through Airflow's "
-                                               "REST API, a few runs at a time")
-    backfill.add_argument("--subject", required=True, help="subject id")
-    backfill.add_argument("--max-active", type=int, default=4, help="runs of the subject's DAGs queued or running at once")
-    backfill.add_argument("--poll", type=float, default=10.0, help="seconds between checks of the runs")
-    backfill.add_argument("--timeout", type=float, help="stop waiting after this many seconds (runs go on in Airflow)")
+    backfill = _command(sub, "backfill", "trigger every knowledge-point DAG of a subject through Airflow's REST "
+                                         "API, a few runs at a time", (
+        "  textbook backfill --subject physics --max-active 4\n"
+        "  textbook backfill --subject physics --fresh --timeout 3600"))
+    backfill.add_argument("--subject", required=True, metavar="ID", help="subject id, e.g. --subject physics")
+    backfill.add_argument("--max-active", type=int, default=4, metavar="N",
+                          help="runs of the subject's DAGs queued or running at once (default 4), e.g. --max-active 8")
+    backfill.add_argument("--poll", type=float, default=10.0, metavar="SECONDS",
+                          help="seconds between checks of the runs (default 10), e.g. --poll 30")
+    backfill.add_argument("--timeout", type=float, metavar="SECONDS",
+                          help="stop waiting after this many seconds (runs go on in Airflow), e.g. --timeout 3600")
     backfill.add_argument("--fresh", action="store_true",
                           help="start a new backfill instead of going on with an unfinished one of the subject")
     backfill.set_defaults(fn=cmd_backfill)
 
-    export = sub.add_parser("export", help="write the dataset (FORMAT.md) from finished videos")
+    export = _command(sub, "export", "write the dataset (FORMAT.md) and its report from finished videos", (
+        "  textbook export                      # the whole corpus: data/dataset, report in data/dataset/report\n"
+        "  textbook export --subject physics    # a slice, in its own folder data/slices/physics"))
     selection(export)
     export.add_argument("--force", action="store_true",
                         help="publish even if the dataset would lose videos the previous export shipped")
     export.set_defaults(fn=cmd_export)
 
-    compact = sub.add_parser("compact", help="write the dataset from every video's export part (what the "
-                                             "textbook_compaction DAG runs); videos changed since their "
-                                             "knowledge point's pack are packed first")
+    compact = _command(sub, "compact", "write the dataset from every video's export part (what the "
+                                       "textbook_compaction DAG runs); videos changed since their knowledge "
+                                       "point's pack are packed first", (
+        "  textbook compact\n"
+        "  textbook compact --force   # even if videos the previous dataset shipped would be lost"))
     compact.add_argument("--force", action="store_true",
                          help="publish even if the dataset would lose videos the previous export shipped")
     compact.set_defaults(fn=cmd_compact)
 
-    model = sub.add_parser("model-server", help="serve model stages to the GPU worker's tasks (models load once)")
-    model.add_argument("--host", default="127.0.0.1")
-    model.add_argument("--port", type=int, default=8790)
+    model = _command(sub, "model-server", "serve model stages to the GPU worker's tasks (models load once)", (
+        "  textbook model-server --host 0.0.0.0 --port 8790"))
+    model.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1), "
+                                                          "e.g. --host 0.0.0.0")
+    model.add_argument("--port", type=int, default=8790, help="port (default 8790), e.g. --port 8791")
     model.set_defaults(fn=cmd_model_server)
 
-    validate = sub.add_parser("validate", help="check a written dataset against FORMAT.md")
-    validate.add_argument("root", nargs="?")
+    validate = _command(sub, "validate", "check a written dataset against FORMAT.md", (
+        "  textbook validate                    # the configured export root\n"
+        "  textbook validate /data/dataset"))
+    validate.add_argument("root", nargs="?", metavar="DATASET_DIR",
+                          help="the dataset folder (default: the configured export root)")
     validate.set_defaults(fn=cmd_validate)
 
     from textbook.downstream_cli import register as register_downstream

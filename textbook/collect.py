@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from tqdm import tqdm
-
 from textbook.context import Context
+from textbook.progress import Progress, step
 from textbook.records import Video
 from textbook.sources import get_source
 from textbook.sources.base import disambiguated, url_identity
@@ -54,16 +53,25 @@ class RunResult:
 
 
 def collect_and_run(ctx: Context, kps: list, limit: int | None) -> RunResult:
-    """Search each knowledge point, then run every linked video through every stage."""
+    """Search each knowledge point, then run every linked video through every stage, with a
+    progress line on stderr per search, per stage started and per video finished."""
     from textbook.pipeline import is_finished, run_videos
 
-    for kp in tqdm(kps, desc="search", unit="kp", disable=len(kps) < 2):
+    for n, kp in enumerate(kps, start=1):
+        step(f"search {n}/{len(kps)}: {kp.id}")
         discover(kp, ctx, limit)
     video_ids = linked_videos(ctx, [kp.id for kp in kps])
     worked = [vid for vid in video_ids if not is_finished(vid, ctx)]
-    with tqdm(total=len(video_ids), desc="videos", unit="video") as bar:
-        final = run_videos(video_ids, ctx, progress=lambda vid, status: (bar.set_postfix_str(f"{vid}: {status}"),
-                                                                          bar.update()))
+    progress = Progress(len(worked))  # the ETA counts videos with work only
+    progress.note(f"{len(video_ids)} videos: {len(worked)} with work left, {len(video_ids) - len(worked)} "
+                  "finished before")
+    todo = set(worked)
+
+    def finished(vid: str, status: str) -> None:
+        if vid in todo:
+            progress.video(vid, status)
+
+    final = run_videos(video_ids, ctx, progress=finished, on_stage=progress.stage)
     return RunResult(final, worked)
 
 

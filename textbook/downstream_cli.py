@@ -76,17 +76,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    train = sub.add_parser("train", help="continual pretraining on the exported corpus via accelerate launch")
-    train.add_argument("--corpus", help="an exported dataset folder (default: export root)")
-    train.add_argument("--preset", help="paper-llava-1.5-7b | tiny-cpu | none")
-    train.add_argument("--train-config", help="YAML with a train: section (default <data_root>/downstream.yaml)")
+    train = sub.add_parser("train", help="continual pretraining on the exported corpus via accelerate launch",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
+                               "examples:\n  textbook train --corpus data/dataset --preset tiny-cpu\n"
+                               "  textbook train --train-config downstream.yaml --set optim.lr=1e-5"))
+    train.add_argument("--corpus", metavar="DIR",
+                       help="an exported dataset folder (default: export root), e.g. --corpus data/dataset")
+    train.add_argument("--preset", help="paper-llava-1.5-7b | tiny-cpu | none, e.g. --preset tiny-cpu")
+    train.add_argument("--train-config", metavar="FILE",
+                       help="YAML with a train: section (default <data_root>/downstream.yaml), "
+                            "e.g. --train-config downstream.yaml")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. optim.lr=1e-5")
-    train.add_argument("--stop-after", type=int, default=0, help="checkpoint and stop after this step")
+    train.add_argument("--stop-after", type=int, default=0, metavar="STEP",
+                       help="checkpoint and stop after this step, e.g. --stop-after 100")
     train.set_defaults(fn=cmd_train)
-    bench = sub.add_parser("bench", help="few-shot benchmarks (RICES, random, cheat) on checkpoints")
-    bench.add_argument("--checkpoint", action="append", help="a checkpoint folder (repeatable)")
-    bench.add_argument("--data-root", help="local benchmark copies: <task>/test.jsonl")
-    bench.add_argument("--bench-config", help="YAML with a benchmark: section (default <data_root>/downstream.yaml)")
+    bench = sub.add_parser("bench", help="few-shot benchmarks (RICES, random, cheat) on checkpoints",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
+                               "examples:\n  textbook bench --checkpoint data/train/RUN/final --data-root /data/bench "
+                               "--set shots=0,1,2"))
+    bench.add_argument("--checkpoint", action="append", metavar="DIR",
+                       help="a checkpoint folder (repeatable), e.g. --checkpoint data/train/RUN/final")
+    bench.add_argument("--data-root", metavar="DIR",
+                       help="local benchmark copies: <task>/test.jsonl, e.g. --data-root /data/bench")
+    bench.add_argument("--bench-config", metavar="FILE",
+                       help="YAML with a benchmark: section (default <data_root>/downstream.yaml), "
+                            "e.g. --bench-config downstream.yaml")
     bench.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override, e.g. shots=0,1,2 tasks=okvqa modes=rices,cheat backend=openai")
     bench.set_defaults(fn=cmd_bench)

@@ -94,10 +94,18 @@ def is_finished(video_id: str, ctx: Context) -> bool:
     return chain_state(video_id, ctx)[0] in FINISHED
 
 
-def run_video(video_id: str, ctx: Context, stages: Iterable[Stage] = STAGES, wait: float = 0.0) -> list[Outcome]:
-    """Run every stage on one video in order; a failure is recorded and re-raised as StageFailed."""
+StageCallback = Callable[[str, str, int, int], None]  # (video id, stage, its number, of how many)
+
+
+def run_video(video_id: str, ctx: Context, stages: Iterable[Stage] = STAGES, wait: float = 0.0,
+              on_stage: StageCallback | None = None) -> list[Outcome]:
+    """Run every stage on one video in order; a failure is recorded and re-raised as StageFailed.
+    ``on_stage`` hears of each stage about to do work (not of those finished before)."""
     outcomes = []
-    for s in stages:
+    stages = list(stages)
+    for n, s in enumerate(stages, start=1):
+        if on_stage is not None and not is_current(ctx.db.run(video_id, s.name), s, ctx):
+            on_stage(video_id, s.name, n, len(stages))
         outcome = run_stage(s, video_id, ctx, wait=wait)
         outcomes.append(outcome)
         if outcome.filtered or outcome.status == "skipped":
@@ -106,7 +114,8 @@ def run_video(video_id: str, ctx: Context, stages: Iterable[Stage] = STAGES, wai
     return outcomes
 
 
-def run_videos(video_ids: list[str], ctx: Context, progress=None) -> dict[str, str]:  # noqa: ANN001
+def run_videos(video_ids: list[str], ctx: Context, progress: Callable[[str, str], None] | None = None,
+               on_stage: StageCallback | None = None) -> dict[str, str]:
     """Run many videos; one failing never stops the others. Returns video id -> final status.
 
     A video another live worker is running is put back and taken up again after the others, so two
@@ -123,7 +132,7 @@ def run_videos(video_ids: list[str], ctx: Context, progress=None) -> dict[str, s
                 progress(vid, final[vid])
             continue
         try:
-            run_video(vid, ctx)
+            run_video(vid, ctx, on_stage=on_stage)
         except StageBusy as exc:
             busy_since.setdefault(vid, time.monotonic())
             log.info("%s; coming back to it", exc)

@@ -28,9 +28,11 @@ def demo_settings(settings: Settings, urls_file: Path) -> Settings:
 def prepare_course(settings: Settings) -> Path:
     """Render the course into the data root (skipped when it is already there)."""
     from textbook.demo.render import render_course
+    from textbook.progress import step
 
     course = settings.data_path / "demo-course"
-    render_course(course)
+    render_course(course, on_lecture=lambda n, of, vid: step(f"render demo course {n}/{of}: {vid} "
+                                                             "(slides, espeak-ng narration, ffmpeg)"))
     return course
 
 
@@ -38,6 +40,7 @@ def run_demo(settings: Settings, port: int = 8765) -> DemoResult:
     from textbook.collect import collect_and_run
     from textbook.demo.serve import DemoServer
     from textbook.export import validate_dataset
+    from textbook.progress import step
     from textbook.tasks import compact, pack
 
     course = prepare_course(settings)
@@ -46,6 +49,7 @@ def run_demo(settings: Settings, port: int = 8765) -> DemoResult:
         urls_file.write_text("\n".join(server.urls()) + "\n")
         ctx = Context.from_settings(demo_settings(settings, urls_file))
         final = collect_and_run(ctx, [ctx.taxonomy.get(DEMO_KP)], None).final
+    step("export: pack the videos' parts, then compact them into the dataset, its card and report")
     pack(DEMO_KP, ctx)
     packed = compact(ctx)
     problems = validate_dataset(Path(packed["root"]))

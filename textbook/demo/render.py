@@ -656,8 +656,9 @@ def load_manifest(course_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def render_course(out_dir: Path) -> dict[str, Any]:
-    """Render every lecture into out_dir and write ``manifest.json``; a no-op when already current."""
+def render_course(out_dir: Path, on_lecture: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """Render every lecture into out_dir and write ``manifest.json``; a no-op when already current.
+    ``on_lecture(number, of, video_id)`` hears of each lecture before it is rendered."""
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     version = render_version()
@@ -670,7 +671,11 @@ def render_course(out_dir: Path) -> dict[str, Any]:
     for name in _files(previous):
         (out_dir / name).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="demo-render-") as tmp:
-        videos = [render_lecture(lecture, out_dir, Path(tmp) / lecture.video_id) for lecture in LECTURES]
+        videos = []
+        for n, lecture in enumerate(LECTURES, start=1):
+            if on_lecture is not None:
+                on_lecture(n, len(LECTURES), lecture.video_id)
+            videos.append(render_lecture(lecture, out_dir, Path(tmp) / lecture.video_id))
     manifest = {"render_version": version, "channel": CHANNEL, "width": WIDTH, "height": HEIGHT, "fps": FPS,
                 "videos": videos}
     _write(out_dir / MANIFEST, (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())

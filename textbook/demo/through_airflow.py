@@ -18,6 +18,7 @@ from pathlib import Path
 from textbook.config import Settings
 from textbook.context import Context
 from textbook.demo.job import DEMO_KP, DemoResult, demo_settings, prepare_course
+from textbook.progress import StateWatcher, step
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,9 +96,15 @@ def run_demo_through_airflow(settings: Settings, port: int = 8765, config_file: 
     extra = {"TEXTBOOK_SEARCH__SOURCE": "urls", "TEXTBOOK_SEARCH__URLS_FILE": str(urls_file)}
     if config_file:
         extra["TEXTBOOK_CONFIG"] = str(Path(config_file).resolve())
+    watcher = StateWatcher(Context.from_settings(settings), DEMO_KP)
+    step(f"airflow dags test {DEMO_KP}: metadata database, then the DAG; progress read from the state database")
     with DemoServer(course, port=port) as server:
         urls_file.write_text("\n".join(server.urls()) + "\n")
-        rc, log = dag_test(settings, DEMO_KP, extra)
+        watcher.start()
+        try:
+            rc, log = dag_test(settings, DEMO_KP, extra)
+        finally:
+            watcher.stop()
     if rc != 0:
         raise AirflowRunError(f"the demo DAG run failed (exit {rc}); see {log}")
     rc, compaction_log = dag_test(settings, None, extra)

@@ -243,6 +243,20 @@ def failure(entry: VideoEntry) -> tuple[str, str]:
     return "", ""
 
 
+def failure_category(entry: VideoEntry) -> str:
+    """The failed stage's category (textbook.failures), '' when nothing failed; 'error' when unrecorded."""
+    run = next((r for r in entry.runs if r.status == "failed"), None)
+    if run is None and entry.status != "failed":
+        return ""
+    return str(((run.result or {}) if run is not None else {}).get("category") or "error")
+
+
+def stage_seconds(entry: VideoEntry) -> dict[str, float]:
+    """Seconds each stage of the published result took (done or failed), for the report's cost table."""
+    return {r.stage: round(float(r.seconds), 2) for r in entry.runs
+            if r.status in ("done", "failed") and r.seconds is not None}
+
+
 def video_record(entry: VideoEntry, image_tokens: int) -> dict[str, Any]:
     kp = entry.knowledge_point
     failed_stage, error = failure(entry)
@@ -266,7 +280,9 @@ def video_record(entry: VideoEntry, image_tokens: int) -> dict[str, Any]:
         "filtered_by": filtered_by(entry),
         "failed_stage": failed_stage,
         "error": error,
+        "failure_category": failure_category(entry),
         "counts": counts(entry, image_tokens),
+        "stage_seconds": stage_seconds(entry),
         "exported": entry.exported,
         "export_error": entry.export_error,
     }

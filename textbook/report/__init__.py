@@ -1,8 +1,10 @@
 """A static HTML report of an exported dataset, written into it at ``report/index.html``.
 
 It lets a person check a dataset without any tool: the funnel (what was found, kept, dropped and
-why), every kept video as its interleaved clips (keyframes beside transcript and OCR), and the
-dataset card's statistics with a few distribution plots. It is built from the exported files only
+why, failures by category), a page per video (a kept one as its interleaved clips, keyframes
+beside transcript and OCR; a dropped one with its verdicts and what was collected), packed samples
+as the trainer reads them, time per stage and per hour of video, a near-duplicate image audit, and
+the dataset card's statistics with distribution plots (every filter score against its threshold). It is built from the exported files only
 (``videos.jsonl``, ``clips/``, ``obelics/``, ``images/``), so it works on any dataset folder, and
 opens from disk: relative links, inline CSS, nothing fetched. The same dataset gives the same bytes.
 """
@@ -13,9 +15,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from textbook.report.browse import duplicates_page, sample_page
 from textbook.report.data import Dataset, ReportInputError, load_dataset
-from textbook.report.pages import index_page, video_page, video_page_path
+from textbook.report.dedup import audit
+from textbook.report.pages import DUPLICATES_PAGE, index_page, sample_page_path, video_page_path
 from textbook.report.plots import draw, plots
+from textbook.report.video import video_page
 
 __all__ = ["REPORT_FOLDER", "ReportInputError", "write_report"]
 
@@ -33,13 +38,18 @@ def _build(data: Dataset, out: Path) -> None:
     for chart in charts:
         if chart.values:
             draw(chart, out / chart.file)
-    (out / "index.html").write_text(index_page(data, charts, has_card=(data.root / "README.md").is_file()),
-                                    encoding="utf-8")
     existing = _existing_images(data)
+    dupes = audit(data.root, sorted(existing))
+    (out / "index.html").write_text(index_page(data, charts, dupes, has_card=(data.root / "README.md").is_file()),
+                                    encoding="utf-8")
+    (out / DUPLICATES_PAGE).write_text(duplicates_page(dupes), encoding="utf-8")
     (out / "videos").mkdir()
     for video in data.videos:
-        if video["exported"]:
-            (out / video_page_path(video["video_id"])).write_text(video_page(data, video, existing), encoding="utf-8")
+        (out / video_page_path(video["video_id"])).write_text(video_page(data, video, existing), encoding="utf-8")
+    (out / "samples").mkdir()
+    browsed = [s for s in data.samples if s.images or s.texts]
+    for sample in browsed:
+        (out / sample_page_path(sample.index)).write_text(sample_page(data, sample, browsed), encoding="utf-8")
 
 
 def write_report(dataset_root: Path) -> Path:

@@ -8,9 +8,12 @@ shards and the files under ``images/`` are all there is.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
+
+import yaml
 
 from textbook.export.clipview import END_OF_VIDEO_CLIP
 from textbook.records import UnsafeIdError, check_video_id
@@ -23,6 +26,8 @@ END_OF_VIDEO_VID = END_OF_VIDEO_CLIP["vid"]  # the clip view's pseudo-clip at a 
 VIDEO_FIELDS = ("video_id", "status", "reason", "title", "duration", "verdicts", "counts", "exported")
 CLIP_FIELDS = ("clip_start", "clip_end", "asr", "refined_asr", "keyframe_ssim", "ocr_deduplicates", "visual_kept")
 SAMPLE_FIELDS = ("metadata", "image_num", "text_num", "token_num")
+BROWSED_SAMPLES = 20  # samples the browser shows whole; the others are only counted
+CARD_CONFIG = re.compile(r"^## Configuration\n+```yaml\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 class ReportInputError(ValueError):
@@ -39,6 +44,9 @@ class SampleRow:
     image_num: int
     text_num: int
     token_num: int
+    images: tuple[str | None, ...] = ()  # the sample's interleaved lists, for the first BROWSED_SAMPLES only
+    texts: tuple[str | None, ...] = ()
+    text_ocr: tuple[str | None, ...] = ()  # text_ocr_list: each text with its clip's OCR lines after it
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class Dataset:
     videos: list[dict[str, Any]]  # videos.jsonl, in file order
     clips: dict[str, list[dict[str, Any]]]  # video id -> its clip-view records in time order
     samples: list[SampleRow]
+    config: dict[str, Any] = field(default_factory=dict)  # the card's "Configuration": settings the videos had
 
     def samples_of(self, video_id: str) -> list[SampleRow]:
         return [s for s in self.samples if video_id in s.video_ids]
@@ -143,13 +152,34 @@ def _read_samples(root: Path) -> list[SampleRow]:
             for n, meta in enumerate(row["metadata"]):
                 vid = meta.get("video_id") if isinstance(meta, dict) else None
                 vids[_video_id(vid, f"{where} metadata[{n}]")] = None
+            whole = len(samples) < BROWSED_SAMPLES
+            images = tuple(_image(p, where) for p in row.get("images") or []) if whole else ()
             samples.append(SampleRow(len(samples), f"obelics/{path.name}", tuple(vids), int(row["image_num"]),
-                                       int(row["text_num"]), int(row["token_num"])))
+                                     int(row["text_num"]), int(row["token_num"]), images,
+                                     tuple(row.get("texts") or []) if whole else (),
+                                     tuple(row.get("text_ocr_list") or []) if whole else ()))
     return samples
+
+
+def _image(path: Any, where: str) -> str | None:
+    return dataset_path(path, where) if isinstance(path, str) else None
+
+
+def read_card_config(root: Path) -> dict[str, Any]:
+    """The settings block of the dataset card (README.md), {} when there is none or it does not parse:
+    the report then shows scores without thresholds rather than failing."""
+    card = root / "README.md"
+    match = CARD_CONFIG.search(card.read_text(encoding="utf-8")) if card.is_file() else None
+    try:
+        config = yaml.safe_load(match.group(1)) if match else {}
+    except yaml.YAMLError:
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def load_dataset(root: Path) -> Dataset:
     root = Path(root)
     if not root.is_dir():
         raise ReportInputError(f"{root}: not a folder")
-    return Dataset(root=root, videos=_read_videos(root), clips=_read_clips(root), samples=_read_samples(root))
+    return Dataset(root=root, videos=_read_videos(root), clips=_read_clips(root), samples=_read_samples(root),
+                   config=read_card_config(root))

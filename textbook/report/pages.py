@@ -10,10 +10,12 @@ from html import escape
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote
 
-from textbook.report.data import Dataset, SampleRow
+from textbook.report.data import Dataset
+from textbook.report.dedup import Audit
 from textbook.report.plots import Plot
 from textbook.export.card import STATS_HEADER
-from textbook.report.stats import funnel, outcome, statistics, subject
+from textbook.report.stats import failure_groups, funnel, outcome, stage_costs, statistics, subject
+from textbook.report.verdicts import score_text
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f; background: #fff;
@@ -30,7 +32,7 @@ dl.facts dt { color: #666; } dl.facts dd { margin: 0; }
 .clip { display: grid; grid-template-columns: minmax(230px, 40%) 1fr; gap: 1em; padding: .9em 0;
         border-top: 1px solid #e3e3e3; }
 .frames { display: flex; flex-wrap: wrap; gap: .4em; align-content: flex-start; }
-.frames img { width: 220px; height: auto; border: 1px solid #ccc; background: #eee; }
+.frames img, img.thumb { width: 220px; height: auto; border: 1px solid #ccc; background: #eee; }
 .frames.dropped img { opacity: .35; }
 .transcript { margin: 0 0 .5em; }
 .raw, .ocr { margin: .4em 0; padding: .4em .6em; background: #f6f6f6; border-left: 3px solid #bbb; }
@@ -39,6 +41,10 @@ dl.facts dt { color: #666; } dl.facts dd { margin: 0; }
 .note { color: #8a4b00; background: #fff4e0; padding: .2em .5em; display: inline-block; }
 .warning { color: #fff; background: #b00020; padding: .4em .8em; }
 .muted { color: #777; }
+.sample { max-width: 900px; } .sample p { margin: .3em 0; } .sample img.thumb { width: 360px; }
+.eov { display: inline-block; margin: .5em 0; padding: .2em .6em; background: #1d1d1f; color: #fff;
+       font: 13px ui-monospace, "DejaVu Sans Mono", monospace; }
+.pair { display: flex; gap: .6em; align-items: flex-start; margin: .6em 0; }
 figure { display: inline-block; margin: .5em 1em .5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 """
 
@@ -67,6 +73,24 @@ def url(path: str) -> str:
 def video_page_path(video_id: str) -> str:
     """Where a video's page lives under report/ (ids are checked: letters, digits, '_' and '-')."""
     return f"videos/{video_id}.html"
+
+
+def sample_page_path(index: int) -> str:
+    return f"samples/{index:05d}.html"
+
+
+DUPLICATES_PAGE = "duplicates.html"
+
+
+def thumb(src: str, alt: str) -> str:
+    """An image that opens at full size when clicked."""
+    return (f"<a href=\"{url(src)}\"><img class=\"thumb\" src=\"{url(src)}\" alt=\"{escape(alt)}\"></a>")
+
+
+def image_tokens(data: Dataset) -> int | None:
+    """Tokens each image counts for in token_num (export.image_tokens), None when the card does not say."""
+    value = (data.config.get("export") or {}).get("image_tokens")
+    return value if isinstance(value, int) else None
 
 
 def clock(seconds: float | None) -> str:
@@ -104,120 +128,129 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, raw: bool = F
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(lines) + "\n</tbody>\n</table>\n"
 
 
-def _failed_verdicts(video: dict[str, Any]) -> str:
+def failed_verdicts(video: dict[str, Any], config: dict[str, Any]) -> str:
     failed = [v for v in video.get("verdicts") or [] if not v.get("passed", True)]
-    return "; ".join(f"{v.get('name')} (score {v.get('score')})" for v in failed) or "-"
+    out = []
+    for v in failed:
+        score = score_text(str(v.get("name")), v.get("score"), config)
+        out.append(f"{v.get('name')}: {v.get('reason') or 'failed'}" + ("" if score == "-" else f" [{score}]"))
+    return "; ".join(out) or "-"
 
 
-def _sample_list(samples: list[SampleRow]) -> str:
-    return ", ".join(f"#{s.index} ({s.shard})" for s in samples) or "none"
+def _video_link(video: dict[str, Any], text: str) -> str:
+    return f"<a href=\"{url(video_page_path(video['video_id']))}\">{text}</a>"
 
 
-def index_page(data: Dataset, charts: list[Plot], *, has_card: bool) -> str:
-    exported = [v for v in data.videos if v["exported"]]
+def _not_kept(data: Dataset) -> str:
     rest = [o for o in (outcome(v) for v in data.videos) if o is not None]
+    if not rest:
+        return "<p>Every video found was kept.</p>\n"
+    rows = [(_video_link(o.video, f"<code>{escape(o.video['video_id'])}</code>"), escape(o.video.get("title") or ""),
+             escape(o.outcome), escape(o.reason), escape(failed_verdicts(o.video, data.config))) for o in rest]
+    out = table(["Video", "Title", "Outcome", "Reason", "Failed filters: reason [score (threshold)]"], rows, raw=True)
+    groups = failure_groups(data)
+    if groups:
+        out += "<h3>Failures by category</h3>\n" + table(["Category", "Videos", "What usually helps"], groups)
+    return out
+
+
+def _kept(data: Dataset) -> str:
+    exported = [v for v in data.videos if v["exported"]]
+    if not exported:
+        return "<p>No video is in the samples.</p>\n"
+    per_image = image_tokens(data)
+    rows = []
+    for v in exported:
+        counts = v.get("counts") or {}
+        kp = v.get("knowledge_point") or {}
+        images = counts.get("images") or 0
+        image_cell = f"{images} × {per_image} = {images * per_image}" if per_image is not None else f"{images} × ?"
+        rows.append((_video_link(v, escape(v.get("title") or v["video_id"])), f"<code>{escape(v['video_id'])}</code>",
+                     escape(kp.get("path") or subject(v)), clock(v["duration"]), counts.get("clips") or 0,
+                     f"{images} of {counts.get('keyframes') or 0}", counts.get("transcript_tokens") or 0,
+                     counts.get("ocr_tokens") or 0, image_cell, counts.get("tokens") or 0))
+    return (table(["Title", "Video", "Knowledge point", "Duration", "Clips", "Keyframes in samples (of SSIM-kept)",
+                   "Transcript tokens", "OCR tokens", "Image tokens (images × per image)",
+                   "Sample tokens (transcript + images)"], rows, raw=True)
+            + "<p class=\"muted\">Sample tokens are what the video costs in the packed samples' <code>token_num</code>: "
+              "its transcript tokens plus each image at the export's tokens per image (the End-of-Video marker "
+              "adds a few). OCR tokens travel in <code>text_ocr_list</code> only and are not in that budget. "
+              "Tokens are estimated offline (no model tokenizer).</p>\n")
+
+
+def _costs(data: Dataset) -> str:
+    costs = stage_costs(data)
+    if not costs:
+        return "<p class=\"muted\">No stage times recorded (<code>stage_seconds</code> in videos.jsonl).</p>\n"
+    rows = [(c.stage, c.videos, f"{c.seconds:.1f}", f"{c.seconds / c.videos:.1f}", f"{c.video_hours * 60:.1f}",
+             "-" if c.per_video_hour is None else f"{c.per_video_hour:.0f}") for c in costs]
+    total = sum(c.seconds for c in costs)
+    hours = sum(float(v["duration"] or 0.0) for v in data.videos if v.get("stage_seconds")) / 3600
+    rows.append(("all stages", sum(1 for v in data.videos if v.get("stage_seconds")), f"{total:.1f}", "", f"{hours * 60:.1f}",
+                 f"{total / hours:.0f}" if hours else "-"))
+    return (table(["Stage", "Videos", "Seconds (sum)", "Seconds per video", "Video minutes", "Seconds per video hour"],
+                  rows, classes=[""] * len(costs) + ["overall"])
+            + "<p class=\"muted\">Wall time of each stage's last run, over every video whose result includes it "
+              "(kept or dropped); a video dropped early only counts for the stages it reached. Seconds per video "
+              "hour = stage seconds / hours of those videos.</p>\n")
+
+
+def _charts(charts: list[Plot]) -> str:
+    parts = []
+    for chart in charts:
+        if chart.values:
+            note = f"; dashed line: threshold {chart.threshold:g}" if chart.threshold is not None else ""
+            parts.append(f"<figure><a href=\"{url(chart.file)}\"><img src=\"{url(chart.file)}\" "
+                         f"alt=\"{escape(chart.title)}\"></a><figcaption>{escape(chart.title)} "
+                         f"(n = {len(chart.values)}{note})</figcaption></figure>\n")
+        else:
+            parts.append(f"<p class=\"muted\">{escape(chart.title)}: no data.</p>\n")
+    return "".join(parts)
+
+
+def _samples(data: Dataset) -> str:
+    browsed = [s for s in data.samples if s.images or s.texts]
+    if not browsed:
+        return "<p>No samples.</p>\n"
+    rows = [(f"<a href=\"{url(sample_page_path(s.index))}\">#{s.index}</a>", escape(s.shard),
+             ", ".join(f"<code>{escape(v)}</code>" for v in s.video_ids), s.image_num, s.text_num, s.token_num)
+            for s in browsed]
+    more = len(data.samples) - len(browsed)
+    return (table(["Sample", "Shard", "Videos", "Images", "Transcript tokens (text_num)",
+                   "Tokens (token_num: texts + images)"], rows, raw=True)
+            + (f"<p class=\"muted\">{more} more sample(s) not shown.</p>\n" if more else ""))
+
+
+def _duplicates(dupes: Audit) -> str:
+    within, across = (sum(p.across == a for p in dupes.pairs) for a in (False, True))
+    return (f"<p>{dupes.images} image(s) hashed: {within} near-duplicate pair(s) within a video "
+            f"({dupes.share(False):.0%} of the images have one), {across} across videos "
+            f"({dupes.share(True):.0%}). <a href=\"{DUPLICATES_PAGE}\">Example pairs</a>.</p>\n")
+
+
+def index_page(data: Dataset, charts: list[Plot], dupes: Audit, *, has_card: bool) -> str:
     parts = ["<h1>Dataset report</h1>\n",
              ("<p>Built from this dataset folder's files only: <code>videos.jsonl</code>, the clip view "
               "<code>clips/</code>, the OBELICS shards <code>obelics/</code> and the keyframes under "
               "<code>images/</code>.")]
     if has_card:
         parts.append(" The dataset card: <a href=\"../README.md\">README.md</a>.")
-    parts.append("</p>\n<h2>Funnel</h2>\n")
-    parts.append(table(["Step", "Videos"], funnel(data)))
-    parts.append("<h2>Videos not kept</h2>\n")
-    if rest:
-        rows = [(f"<code>{escape(o.video['video_id'])}</code>", escape(o.video.get("title") or ""),
-                 escape(o.outcome), escape(o.reason), escape(_failed_verdicts(o.video))) for o in rest]
-        parts.append(table(["Video", "Title", "Outcome", "Reason", "Failed verdicts"], rows, raw=True))
-    else:
-        parts.append("<p>Every video found was kept.</p>\n")
-    parts.append("<h2>Kept videos</h2>\n")
-    if exported:
-        rows = []
-        for v in exported:
-            counts = v.get("counts") or {}
-            kp = v.get("knowledge_point") or {}
-            link = f"<a href=\"{url(video_page_path(v['video_id']))}\">{escape(v.get('title') or v['video_id'])}</a>"
-            rows.append((link, f"<code>{escape(v['video_id'])}</code>", escape(kp.get("path") or subject(v)),
-                         clock(v["duration"]), counts.get("clips") or 0,
-                         f"{counts.get('images') or 0} of {counts.get('keyframes') or 0}", counts.get("tokens") or 0))
-        parts.append(table(["Title", "Video", "Knowledge point", "Duration", "Clips", "Keyframes shown",
-                            "Tokens"], rows, raw=True))
-    else:
-        parts.append("<p>No video is in the samples.</p>\n")
-    parts.append("<h2>Statistics</h2>\n")
+    parts.append("</p>\n<nav><a href=\"#funnel\">Funnel</a> · <a href=\"#not-kept\">Not kept</a> · "
+                 "<a href=\"#kept\">Kept</a> · <a href=\"#samples\">Samples</a> · <a href=\"#cost\">Time</a> · "
+                 "<a href=\"#duplicates\">Duplicates</a> · <a href=\"#statistics\">Statistics</a> · "
+                 "<a href=\"#distributions\">Distributions</a></nav>\n")
+    parts.append("<h2 id=\"funnel\">Funnel</h2>\n" + table(["Step", "Videos"], funnel(data)))
+    parts.append("<h2 id=\"not-kept\">Videos not kept</h2>\n" + _not_kept(data))
+    parts.append("<h2 id=\"kept\">Kept videos</h2>\n" + _kept(data))
+    parts.append("<h2 id=\"samples\">Samples as the trainer sees them</h2>\n" + _samples(data))
+    parts.append("<h2 id=\"cost\">Time per stage</h2>\n" + _costs(data))
+    parts.append("<h2 id=\"duplicates\">Near-duplicate images</h2>\n" + _duplicates(dupes))
+    parts.append("<h2 id=\"statistics\">Statistics</h2>\n")
     rows = statistics(data)
     parts.append(table(STATS_HEADER, rows, classes=[""] * (len(rows) - 1) + ["overall"]))
     parts.append("<p class=\"muted\">Keyframes are those shown in the OBELICS view (kept by the visual filter). "
                  "A sample counts for every subject whose videos it holds.</p>\n")
-    parts.append("<h2>Distributions</h2>\n")
-    for chart in charts:
-        if chart.values:
-            parts.append(f"<figure><img src=\"{url(chart.file)}\" alt=\"{escape(chart.title)}\">"
-                         f"<figcaption>{escape(chart.title)} (n = {len(chart.values)})</figcaption></figure>\n")
-        else:
-            parts.append(f"<p class=\"muted\">{escape(chart.title)}: no data.</p>\n")
+    parts.append("<h2 id=\"distributions\">Distributions</h2>\n<p class=\"muted\">Filter scores are over every "
+                 "video scored, kept or dropped; the dashed line is the threshold the card's configuration "
+                 "records.</p>\n" + _charts(charts))
     return page("Dataset report", "".join(parts))
-
-
-def _unique_lines(texts: list[str]) -> list[str]:
-    """Each non-empty line once, in order: how the exporter joins a clip's OCR into its text."""
-    lines: dict[str, None] = {}
-    for text in texts:
-        for line in (text or "").splitlines():
-            if line.strip():
-                lines[line.strip()] = None
-    return list(lines)
-
-
-def _clip_section(n: int, clip: dict[str, Any], existing: set[str]) -> str:
-    start, end = float(clip["clip_start"]), float(clip["clip_end"])
-    kept = bool(clip["visual_kept"])
-    frames = []
-    for k, path in enumerate(clip["keyframe_ssim"], start=1):
-        if path in existing:
-            frames.append(f"<img src=\"{url('../../' + path)}\" alt=\"keyframe {k} of the clip at {clock(start)}\">")
-        else:
-            frames.append(f"<span class=\"warning\">missing: {escape(path)}</span>")
-    words = [f"<h3>{clock(start)} – {clock(end)} <span class=\"muted\">({end - start:.1f} s)</span></h3>\n"]
-    if not kept:
-        reason = clip.get("visual_reason") or ""
-        words.append(f"<p class=\"note\">images dropped{': ' + escape(reason) if reason else ''}</p>\n")
-    refined, raw = clip["refined_asr"] or "", clip["asr"] or ""
-    shown = escape(refined) if refined else "<span class=\"muted\">(no transcript)</span>"
-    words.append(f"<p class=\"transcript\">{shown}</p>\n")
-    if raw != refined:
-        words.append(f"<div class=\"raw\"><div class=\"label\">Raw transcript</div>{escape(raw)}</div>\n")
-    ocr = "\n".join(_unique_lines(clip["ocr_deduplicates"]))
-    if ocr:
-        label = "OCR (deduplicated)" if kept else "OCR (deduplicated; dropped with the images)"
-        words.append(f"<div class=\"ocr\"><div class=\"label\">{label}</div>{escape(ocr)}</div>\n")
-    frames_html = "\n".join(frames) or "<span class=\"muted\">no keyframes</span>"
-    return (f"<section class=\"clip\" id=\"clip-{n}\">\n"
-            f"<div class=\"frames{'' if kept else ' dropped'}\">\n{frames_html}\n</div>\n"
-            f"<div class=\"words\">\n{''.join(words)}</div>\n</section>\n")
-
-
-def video_page(data: Dataset, video: dict[str, Any], existing: set[str]) -> str:
-    vid = video["video_id"]
-    clips = data.clips.get(vid, [])
-    kp = video.get("knowledge_point") or {}
-    counts = video.get("counts") or {}
-    facts = [("Video id", f"<code>{escape(vid)}</code>"), ("URL", f"<code>{escape(video.get('url') or '')}</code>"),
-             ("Knowledge point", escape(kp.get("path") or subject(video))),
-             ("Channel", escape(video.get("channel") or "-")), ("Duration", clock(video["duration"])),
-             ("Language", escape(video.get("language") or "-")),
-             ("Transcript", escape(video.get("transcript_source") or "-")),
-             ("License", escape(video.get("license") or "-")),
-             ("In samples", escape(_sample_list(data.samples_of(vid))))]
-    parts = ["<nav><a href=\"../index.html\">&larr; Dataset report</a></nav>\n",
-             f"<h1>{escape(video.get('title') or vid)}</h1>\n<dl class=\"facts\">\n",
-             "".join(f"<dt>{k}</dt><dd>{v}</dd>\n" for k, v in facts), "</dl>\n<h2>Filters</h2>\n"]
-    verdicts = [(v.get("name", ""), "passed" if v.get("passed") else "failed", "-" if v.get("score") is None
-                 else v["score"], v.get("reason") or "") for v in video.get("verdicts") or []]
-    parts.append(table(["Filter", "Verdict", "Score", "Reason"], verdicts) if verdicts else "<p>No verdicts.</p>\n")
-    parts.append(f"<h2>Clips</h2>\n<p>{len(clips)} clip(s), {counts.get('keyframes') or 0} keyframe(s) of which "
-                 f"{counts.get('images') or 0} in the samples, {counts.get('transcript_tokens') or 0} transcript "
-                 f"tokens. Each clip: its keyframes, then what was said over them.</p>\n")
-    parts.extend(_clip_section(n, clip, existing) for n, clip in enumerate(clips))
-    return page(f"{video.get('title') or vid} ({vid})", "".join(parts))

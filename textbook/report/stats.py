@@ -7,14 +7,14 @@ that the report works on a dataset folder by itself. The test checks the two agr
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from textbook.export.card import spread
 from textbook.export.videos import NO_SUBJECT
+from textbook.failures import CATEGORIES
 from textbook.report.data import Dataset, SampleRow
-
 
 
 def subject(video: dict[str, Any]) -> str:
@@ -104,3 +104,35 @@ def statistics(data: Dataset) -> list[tuple[Any, ...]]:
             for s in sorted(by_subject)]
     rows.append(_row("Overall", exported, data.samples))
     return rows
+
+
+@dataclass(frozen=True)
+class StageCost:
+    stage: str
+    videos: int  # videos whose published result includes a run of the stage
+    seconds: float  # their summed run time
+    video_hours: float  # summed duration of those videos
+
+    @property
+    def per_video_hour(self) -> float | None:
+        """Stage seconds per hour of video: what the next thousand hours will cost."""
+        return self.seconds / self.video_hours if self.video_hours else None
+
+
+def stage_costs(data: Dataset) -> list[StageCost]:
+    """Per stage (in the order stages ran), time spent over every video, kept or not, from stage_seconds."""
+    seconds: dict[str, float] = {}
+    videos: Counter[str] = Counter()
+    hours: dict[str, float] = defaultdict(float)
+    for video in data.videos:
+        for stage, secs in (video.get("stage_seconds") or {}).items():
+            seconds[stage] = seconds.get(stage, 0.0) + float(secs)
+            videos[stage] += 1
+            hours[stage] += float(video["duration"] or 0.0) / 3600
+    return [StageCost(stage, videos[stage], seconds[stage], hours[stage]) for stage in seconds]
+
+
+def failure_groups(data: Dataset) -> list[tuple[str, int, str]]:
+    """(category, failed videos, what usually helps), most common first."""
+    counts = Counter(v.get("failure_category") or "error" for v in data.videos if v["status"] == "failed")
+    return [(c, n, CATEGORIES.get(c, "")) for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
