@@ -22,7 +22,7 @@ from textbook.artifacts import output_key
 from textbook.config import StoreSettings, load_settings
 from textbook.context import Context
 from textbook.export import export_dataset, validate_dataset
-from textbook.export.files import OWNED_FILES, OWNED_FOLDERS
+from textbook.export.files import owned_files, owned_folders
 from textbook.records import Video
 from textbook.runner import StageFailed, run_stage
 from textbook.stages import audio
@@ -282,7 +282,7 @@ def test_an_unverified_upload_fails_the_stage_and_records_no_artifact(s3, bucket
 
 
 def owned(files: dict[str, bytes]) -> dict[str, bytes]:
-    return {k: v for k, v in files.items() if k in OWNED_FILES or k.split("/", 1)[0] in OWNED_FOLDERS}
+    return {k: v for k, v in files.items() if k in owned_files() or k.split("/", 1)[0] in owned_folders()}
 
 
 def remote_files(s3, bucket: str, prefix: str) -> dict[str, bytes]:

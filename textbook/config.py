@@ -231,6 +231,11 @@ class ExportSettings:
     # inside tars for streaming; this many samples per shard.
     webdataset: bool = knob(True)
     wds_shard_size: int = knob(500, ge=1)
+    # The M4-Instruct view (m4/): multi-image instructions from the keyframes, OCR and narration,
+    # with the placeholders interleaved, in front, or mixed per record (LLaVA-NeXT-Interleave, Table 6).
+    m4: bool = knob(True)
+    m4_placement: str = knob("mixed", choices=("interleaved", "in_front", "mixed"))
+    m4_mixed_ratio: float = knob(0.5, ge=0, le=1)  # share of in-front records when mixed
     # Publishing guard: an export that would drop more than this share of the videos the previous
     # export shipped (and that were not deliberately removed) is refused unless forced. 0: any.
     max_lost_share: float = knob(0.0, ge=0, le=1)

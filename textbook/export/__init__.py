@@ -28,20 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
+from textbook.config import ExportSettings
 from textbook.export.card import render_card
 from textbook.export.clipview import FOLDER as CLIPS_FOLDER
-from textbook.export.clipview import write_clip_view
 from textbook.export.compaction import Pass, exported, first_pass, read_manifest, video_lines, write_manifest
 from textbook.export.files import DatasetWriter, dumps
 from textbook.export.obelics import FOLDER as OBELICS_FOLDER
-from textbook.export.obelics import SINGLE_JSON, write_obelics
+from textbook.export.obelics import SINGLE_JSON, ObelicsView
 from textbook.export.packing import sample_order
 from textbook.export.parts import PackSummary, pack_knowledge_point, refresh_parts
 from textbook.export.remote import SyncSummary, remote_target, sync_to_s3
-from textbook.export.spool import Ordered
 from textbook.export.validate import validate_dataset
 from textbook.export.videos import KnowledgePoint, knowledge_point_of
-from textbook.export.wds import write_wds_view
+from textbook.export.views import View, registered
 from textbook.store import ArtifactStore, LocalStore
 
 if TYPE_CHECKING:
@@ -162,6 +161,13 @@ def _refuse_losses(root: Path, first: Pass, max_share: float, sliced: bool) -> N
             f"or publish anyway with --force (export.max_lost_share allows a share of losses)")
 
 
+def view_card_lines(views: list[View], exp: ExportSettings) -> list[str]:
+    """The card's lines for every registered view, written or turned off."""
+    written = {type(v): v for v in views}
+    return [line for cls in registered()
+            for line in (written[cls].card() if cls in written else cls.card_when_off(exp))]
+
+
 def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSummary:
     settings = ctx.settings
     exp = settings.export
@@ -200,14 +206,14 @@ def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSumma
 
         writer.write_lines("videos.jsonl", records())
         writer.remove_stale_videos(set(shipped))
-        order = sample_order(len(first.obelics), exp.seed, exp.curriculum)
-        shards = write_obelics(writer, Ordered(first.obelics, order), exp.shard_size, exp.single_json)
-        write_clip_view(writer, Ordered(first.clips, order), exp)
-        write_wds_view(writer, Ordered(first.wds or first.obelics, order), exp)
+        order = sample_order(first.samples, exp.seed, exp.curriculum)
+        for view in first.views:
+            view.write(writer, order)
         kps = named if named is not None else [first.kps[k] for k in sorted(first.kps)]
         used = ctx.db.stage_settings(sorted(first.stage_fingerprints))
-        card = render_card(settings=settings, kps=kps, facts=first.facts, shards=shards, images=images,
-                           stage_settings=used)
+        card = render_card(settings=settings, kps=kps, facts=first.facts, files=view_card_lines(first.views, exp),
+                           images=images, stage_settings=used)
+        shards = len(next(v for v in first.views if isinstance(v, ObelicsView)).shards)
         writer.write_bytes("README.md", card.encode())
         write_manifest(writer, shipped, exp.sampled_frames)
         writer.remove_stale()
@@ -221,5 +227,5 @@ def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSumma
         paths["single_json"] = root / SINGLE_JSON
     remote = sync_to_s3(root, target, settings, ctx.store, writer.changed) if target else None
     return ExportSummary(root=root, samples=len(order), videos=len(shipped), records=len(first.index),
-                         images=images, shards=len(shards), paths=paths, remote=remote,
+                         images=images, shards=shards, paths=paths, remote=remote,
                          changed=tuple(writer.changed))

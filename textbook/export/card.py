@@ -293,8 +293,9 @@ def _front_matter(compat: bool) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
 
 
-def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusFacts, shards: list[str],
+def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusFacts, files: list[str],
                 images: int, stage_settings: dict[str, dict[str, Any]]) -> str:
+    """``files``: the views' lines of the "Files" section (views.View.card)."""
     exp = settings.export
     config = made_with(settings, facts, stage_settings)
     created = facts.created or [None, None]
@@ -325,21 +326,7 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusF
         "several subjects; a subject's row describes the samples that hold any of its videos, so per-subject "
         "sample counts can add up to more than the total.\n",
         "## Files\n",
-        f"- `obelics/part-NNNNN.jsonl`: {facts.overall.samples} interleaved sample(s) in {len(shards)} shard(s) of at most "
-        f"{exp.shard_size}, with `length.json` and `shard_id_range.json` ([start, end) sample indices).",
-        "- `clips/part-NNNNN.jsonl`: the same samples, one record per clip with its intermediates. "
-        "`keyframe_ssim` lists only keyframes that ship; the keyframes SSIM kept in a clip whose visuals were "
-        "filtered out are in `keyframe_ssim_dropped`.",
-        "- `multimodal_textbook.json` and `multimodal_textbook_meta_data.json`: the OBELICS and clip views as one "
-        "JSON array each, for the release's LLaVA and Idefics2 trainers. Their clips also carry `ocr_qwen2_vl_72b`, "
-        "the field name the Idefics2 trainer reads OCR from: it is an alias holding the clip's deduplicated OCR "
-        f"as one string, produced by `{settings.ocr.backend}` (named in `ocr_engine`), not by Qwen2-VL-72B."
-        if exp.single_json else
-        "- `multimodal_textbook.json`, `multimodal_textbook_meta_data.json`: not written (export.single_json is off).",
-        f"- `wds/shard-NNNNNN.tar`: the OBELICS samples as WebDataset shards of at most {exp.wds_shard_size} "
-        "(`<key>.json` with image entries replaced by member names, `<key>.<k>.jpg`; key = global sample index), "
-        "listed with sample counts and SHA-256 in `wds/index.json`." if exp.webdataset else
-        "- `wds/`: not written (export.webdataset is off).",
+        *files,
         "- Column types are declared in this card's `dataset_info`, so HF `datasets` reads every shard alike.",
         "- `videos.jsonl`: one line per video considered, kept or not.",
         f"- `images/<video_id>/<video_id>@<start>_<end>#<k>.jpg`: {images} keyframe(s): every keyframe of the "

@@ -14,14 +14,18 @@ With ``compat`` (export.single_json) each clip also carries the OCR field name t
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from textbook.config import ExportSettings
-from textbook.export.files import DatasetWriter
+from textbook.export.files import DatasetWriter, dumps
 from textbook.export.interleave import ClipItem
 from textbook.export.obelics import write_array, write_shards
 from textbook.export.packing import Sample
-from textbook.export.spool import Ordered
+from textbook.export.spool import Ordered, Spool
+from textbook.export.views import View, ViewContext
+
+if TYPE_CHECKING:
+    from textbook.export.validate import Checker
 
 FOLDER = "clips"
 SINGLE_JSON = "multimodal_textbook_meta_data.json"  # the release's name for this view as one array
@@ -75,3 +79,41 @@ def write_clip_view(writer: DatasetWriter, rows: Ordered, exp: ExportSettings) -
     if exp.single_json:
         write_array(writer, SINGLE_JSON, rows)
     return names
+
+
+class ClipView(View):
+    name = "clips"
+    folders = (FOLDER,)
+    files = (SINGLE_JSON,)
+
+    def __init__(self, vc: ViewContext) -> None:
+        super().__init__(vc)
+        self.spool = Spool(vc.tmp / "clips")
+
+    def add_sample(self, sample: Sample, row: dict[str, Any]) -> None:
+        exp = self.vc.export
+        record = clip_sample(sample, image_tokens=exp.image_tokens, path=self.vc.path, frames_shipped=exp.sampled_frames,
+                             ocr_engine=self.vc.settings.ocr.backend, compat=exp.single_json)
+        self.spool.append((dumps(record) + "\n").encode())
+
+    def write(self, writer: DatasetWriter, order: Sequence[int]) -> None:
+        write_clip_view(writer, Ordered(self.spool, order), self.vc.export)
+
+    def card(self) -> list[str]:
+        single = (
+            "- `multimodal_textbook.json` and `multimodal_textbook_meta_data.json`: the OBELICS and clip views as one "
+            "JSON array each, for the release's LLaVA and Idefics2 trainers. Their clips also carry `ocr_qwen2_vl_72b`, "
+            "the field name the Idefics2 trainer reads OCR from: it is an alias holding the clip's deduplicated OCR "
+            f"as one string, produced by `{self.vc.settings.ocr.backend}` (named in `ocr_engine`), not by Qwen2-VL-72B."
+            if self.vc.export.single_json else
+            "- `multimodal_textbook.json`, `multimodal_textbook_meta_data.json`: not written (export.single_json is off).")
+        return ["- `clips/part-NNNNN.jsonl`: the same samples, one record per clip with its intermediates. "
+                "`keyframe_ssim` lists only keyframes that ship; the keyframes SSIM kept in a clip whose visuals were "
+                "filtered out are in `keyframe_ssim_dropped`.", single]
+
+    def close(self) -> None:
+        self.spool.close()
+
+    @staticmethod
+    def check(checker: Checker) -> None:
+        checker.check_clips(checker.obelics_names)

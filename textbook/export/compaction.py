@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from textbook.config import ExportSettings
 from textbook.export.card import CorpusFacts, video_facts
-from textbook.export.clipview import clip_sample
 from textbook.export.files import DatasetWriter, dumps
 from textbook.export.interleave import ClipItem, Entry
 from textbook.export.obelics import obelics_sample
 from textbook.export.packing import Packer, Sample
 from textbook.export.parts import entry_from_part, refresh_parts
 from textbook.export.spool import Spool
+from textbook.export.views import View, ViewContext, registered
 from textbook.export.videos import KnowledgePoint, VideoEntry, video_record
 from textbook.store import MissingArtifact
 from textbook.tokens import count_tokens
@@ -46,10 +46,9 @@ NO_IMAGE = "no sample can take its text: no exported video has a kept keyframe"
 class Pass:
     """What the first pass leaves for the writing: spools and the per-video facts."""
 
-    obelics: Spool
-    clips: Spool
-    wds: Spool | None  # relative-path OBELICS rows, when the dataset's own paths are absolute
+    views: list[View]  # the enabled views, fed as the stream goes
     videos: Spool  # one JSON line per video: its record (``exported`` still open), facts, files
+    samples: int = 0
     index: dict[str, int] = field(default_factory=dict)  # video id -> line in ``videos``
     ready: set[str] = field(default_factory=set)  # finished videos with clips, placed in a sample
     facts: CorpusFacts = field(default_factory=CorpusFacts)
@@ -65,9 +64,9 @@ class Pass:
         return NO_IMAGE if video_id in self.ready and not self.placed else self.notes[video_id]
 
     def close(self) -> None:
-        for spool in (self.obelics, self.clips, self.wds, self.videos):
-            if spool is not None:
-                spool.close()
+        for view in self.views:
+            view.close()
+        self.videos.close()
 
 
 def reading_order(parts: list[tuple[str, str, str, int]], curriculum: bool) -> list[tuple[str, str, str, int]]:
@@ -100,22 +99,16 @@ def files_digest(files: list[tuple[str, str]]) -> str:
 def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path,
                path: Callable[[str], str], subjects: dict[str, str]) -> Pass:
     exp = ctx.settings.export
-    relative_wds = exp.webdataset and exp.absolute_paths
-    out = Pass(Spool(tmp / "obelics"), Spool(tmp / "clips"), Spool(tmp / "wds") if relative_wds else None,
-               Spool(tmp / "videos"))
+    vc = ViewContext(ctx.settings, tmp, path)
+    out = Pass([view(vc) for view in registered() if view.enabled(exp)], Spool(tmp / "videos"))
     packer = Packer(exp.token_budget, _cost(exp))
 
     def emit(samples: Iterator[Sample]) -> None:
         for sample in samples:
             row = obelics_sample(sample, end_of_video=exp.end_of_video, image_tokens=exp.image_tokens, image_path=path)
-            out.obelics.append((dumps(row) + "\n").encode())
-            if out.wds is not None:
-                rel = obelics_sample(sample, end_of_video=exp.end_of_video, image_tokens=exp.image_tokens,
-                                     image_path=str)
-                out.wds.append((dumps(rel) + "\n").encode())
-            clip_row = clip_sample(sample, image_tokens=exp.image_tokens, path=path, frames_shipped=exp.sampled_frames,
-                                   ocr_engine=ctx.settings.ocr.backend, compat=exp.single_json)
-            out.clips.append((dumps(clip_row) + "\n").encode())
+            for view in out.views:
+                view.add_sample(sample, row)
+            out.samples += 1
             out.facts.add_sample((subjects[m["video_id"]] for m in row["metadata"]), row["image_num"], row["text_num"])
 
     for video_id, key, _, _ in reading_order(parts, exp.curriculum):
@@ -128,12 +121,14 @@ def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path,
             doc = ctx.store.get_json(key)
         entry = entry_from_part(doc)
         subjects[video_id] = entry.subject
-        if entry.status == "done" and entry.clips is not None:
-            if entry.clips:
-                out.ready.add(video_id)
-                emit(packer.add(entry.clips))
-            else:
-                entry.export_error = "finished video has no clips"
+        ready = entry.status == "done" and bool(entry.clips)
+        if entry.status == "done" and entry.clips == []:
+            entry.export_error = "finished video has no clips"
+        for view in out.views:
+            view.add_video(entry, ready)
+        if ready:
+            out.ready.add(video_id)
+            emit(packer.add(entry.clips))
         for kp in entry.knowledge_points:
             out.kps.setdefault(kp.id, kp)
         out.stage_fingerprints.update(r.config_hash for r in entry.runs)

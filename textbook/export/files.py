@@ -19,11 +19,22 @@ from typing import Any, Callable, Iterable
 from textbook.atomic import atomic_write
 from textbook.store import ArtifactStore, check_key
 
-# Folders and top-level files that belong to the exporter; anything else under the root is left alone.
-OWNED_FOLDERS = ("obelics", "clips", "images", "frames", "wds")
 # Folders of one subfolder per video; ``remove_stale_videos`` keeps them, a video at a time.
 VIDEO_FOLDERS = ("images", "frames")
-OWNED_FILES = ("multimodal_textbook.json", "multimodal_textbook_meta_data.json", "videos.jsonl", "README.md")
+
+
+def owned_folders() -> tuple[str, ...]:
+    """Folders that belong to the exporter (the per-video ones and every view's); anything else
+    under the root is left alone."""
+    from textbook.export.views import registered
+
+    return VIDEO_FOLDERS + tuple(f for view in registered() for f in view.folders)
+
+
+def owned_files() -> tuple[str, ...]:
+    from textbook.export.views import registered
+
+    return ("videos.jsonl", "README.md") + tuple(dict.fromkeys(f for view in registered() for f in view.files))
 
 
 def dumps(obj: Any) -> str:
@@ -139,11 +150,11 @@ class DatasetWriter:
         """Delete what this exporter owns but did not write this time (the per-video folders are
         kept by ``remove_stale_videos``); returns the removed paths."""
         removed = []
-        for name in OWNED_FILES:
+        for name in owned_files():
             if name not in self.written and (self.root / name).is_file():
                 (self.root / name).unlink()
                 removed.append(name)
-        for folder in OWNED_FOLDERS:
+        for folder in owned_folders():
             base = self.root / folder
             if folder in VIDEO_FOLDERS or not base.is_dir():
                 continue

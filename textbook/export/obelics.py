@@ -6,13 +6,17 @@ needs to read a folder of shards, and optionally the release's single JSON array
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from textbook.export.files import DatasetWriter
+from textbook.export.files import DatasetWriter, dumps
 from textbook.export.interleave import ClipItem, positions
 from textbook.export.packing import Sample
-from textbook.export.spool import Ordered
+from textbook.export.spool import Ordered, Spool
+from textbook.export.views import View, ViewContext
 from textbook.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from textbook.export.validate import Checker
 
 FOLDER = "obelics"
 SINGLE_JSON = "multimodal_textbook.json"
@@ -79,3 +83,34 @@ def write_obelics(writer: DatasetWriter, rows: Ordered, shard_size: int, single_
     if single_json:
         write_array(writer, SINGLE_JSON, rows)
     return names
+
+
+class ObelicsView(View):
+    name = "obelics"
+    folders = (FOLDER,)
+    files = (SINGLE_JSON,)
+
+    def __init__(self, vc: ViewContext) -> None:
+        super().__init__(vc)
+        self.spool = Spool(vc.tmp / "obelics")
+        self.shards: list[str] = []
+
+    def add_sample(self, sample: Sample, row: dict[str, Any]) -> None:
+        self.spool.append((dumps(row) + "\n").encode())
+
+    def write(self, writer: DatasetWriter, order: Sequence[int]) -> None:
+        exp = self.vc.export
+        self.shards = write_obelics(writer, Ordered(self.spool, order), exp.shard_size, exp.single_json)
+
+    def card(self) -> list[str]:
+        return [f"- `obelics/part-NNNNN.jsonl`: {len(self.spool)} interleaved sample(s) in {len(self.shards)} shard(s) "
+                f"of at most {self.vc.export.shard_size}, with `length.json` and `shard_id_range.json` ([start, end) "
+                "sample indices)."]
+
+    def close(self) -> None:
+        self.spool.close()
+
+    @staticmethod
+    def check(checker: Checker) -> None:
+        checker.obelics_names = checker.check_obelics()
+        checker.check_single_json(checker.obelics_names)

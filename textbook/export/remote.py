@@ -1,7 +1,7 @@
 """Publish the dataset to S3: with ``export.root: s3://bucket/prefix`` the exporter writes the local
 folder exactly as always (``validate_dataset`` and the report read it there), then mirrors it.
 
-The mirror covers what the exporter owns (files.OWNED_FOLDERS / OWNED_FILES): a file whose sha256
+The mirror covers what the exporter owns (files.owned_folders / owned_files): a file whose sha256
 differs from the remote object's is uploaded (verified, like every S3Store upload), a remote file
 this export did not produce is deleted, and anything else under the prefix is left alone.
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from textbook.export.files import OWNED_FILES, OWNED_FOLDERS
+from textbook.export.files import owned_files, owned_folders
 from textbook.store import ArtifactStore
 from textbook.store.base import sha256_file
 
@@ -76,12 +76,12 @@ def _check_apart_from_store(target: RemoteTarget, store: ArtifactStore) -> None:
 
 
 def _owned(rel: str) -> bool:
-    return rel in OWNED_FILES or rel.split("/", 1)[0] in OWNED_FOLDERS
+    return rel in owned_files() or rel.split("/", 1)[0] in owned_folders()
 
 
 def _local_files(root: Path) -> dict[str, Path]:
-    files = {name: root / name for name in OWNED_FILES if (root / name).is_file()}
-    for folder in OWNED_FOLDERS:
+    files = {name: root / name for name in owned_files() if (root / name).is_file()}
+    for folder in owned_folders():
         for path in (root / folder).rglob("*") if (root / folder).is_dir() else ():
             if path.is_file() and not path.name.startswith(".tmp-"):
                 files[path.relative_to(root).as_posix()] = path

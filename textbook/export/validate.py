@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from textbook.export.clipview import END_OF_VIDEO_CLIP
+from textbook.store.base import sha256_file
 from textbook.tokens import count_tokens
 
 MAX_PROBLEMS = 200
@@ -31,7 +32,7 @@ VIDEO_FIELDS = ("video_id", "url", "status", "reason", "knowledge_point", "searc
 
 
 @dataclass
-class _Checker:
+class Checker:
     root: Path
     problems: list[str] = field(default_factory=list)
     dropped: int = 0
@@ -41,6 +42,7 @@ class _Checker:
     sample_videos: set[str] = field(default_factory=set)
     obelics_eov_order: list[list[str]] = field(default_factory=list)
     obelics_images: list[int] = field(default_factory=list)
+    obelics_names: list[str] = field(default_factory=list)
 
     def problem(self, message: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -336,14 +338,35 @@ class _Checker:
         if whole != rows:
             self.problem("multimodal_textbook.json: differs from the obelics shards")
 
+    def check_wds(self) -> None:
+        """Each listed tar is there with its SHA-256, and together they hold every OBELICS sample."""
+        if not (self.root / "wds").exists():
+            return
+        index = self.load_json("wds/index.json")
+        if not isinstance(index, list):
+            self.problem("wds/index.json: missing or not a JSON array")
+            return
+        total = 0
+        for entry in index:
+            path = self.root / "wds" / str(entry.get("shard", ""))
+            if not path.is_file():
+                self.problem(f"wds/index.json: {entry.get('shard')!r} is not there")
+                continue
+            if sha256_file(path) != entry.get("sha256"):
+                self.problem(f"wds/{entry['shard']}: SHA-256 differs from wds/index.json")
+            total += entry.get("samples", 0)
+        if total != len(self.obelics_images):
+            self.problem(f"wds/ holds {total} samples, obelics/ holds {len(self.obelics_images)}")
+
     def run(self) -> None:
+        from textbook.export.views import registered
+
         if not self.root.is_dir():
             self.problem(f"{self.root}: not a folder")
             return
-        names = self.check_obelics()
-        self.check_clips(names)
+        for view in registered():
+            view.check(self)
         self.check_videos()
-        self.check_single_json(names)
         if not (self.root / "README.md").is_file():
             self.problem("README.md: missing (the dataset card)")
         if self.dropped:
@@ -352,6 +375,6 @@ class _Checker:
 
 def validate_dataset(root: Path) -> list[str]:
     """Every way the dataset at ``root`` breaks FORMAT.md; empty when it is valid."""
-    checker = _Checker(Path(root).resolve())
+    checker = Checker(Path(root).resolve())
     checker.run()
     return checker.problems

@@ -13,11 +13,17 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from textbook.config import ExportSettings
 from textbook.export.files import DatasetWriter, dumps
-from textbook.export.spool import Ordered
+from textbook.export.obelics import obelics_sample
+from textbook.export.packing import Sample
+from textbook.export.spool import Ordered, Spool
+from textbook.export.views import View, ViewContext
+
+if TYPE_CHECKING:
+    from textbook.export.validate import Checker
 
 FOLDER = "wds"
 INDEX = f"{FOLDER}/index.json"
@@ -79,9 +85,42 @@ def write_wds(writer: DatasetWriter, rows: Ordered, shard_size: int) -> list[str
     return [entry["shard"] for entry in index]
 
 
-def write_wds_view(writer: DatasetWriter, rows: Ordered, exp: ExportSettings) -> list[str]:
-    """The view of the OBELICS rows in published order (so keys equal OBELICS global indices),
-    when export.webdataset is on; returns the shard names."""
-    if not exp.webdataset:
-        return []
-    return write_wds(writer, rows, exp.wds_shard_size)
+class WdsView(View):
+    """Built from its own rows, whose image paths are always relative: tar members are read from
+    the dataset folder whatever paths the other views write (export.absolute_paths)."""
+
+    name = "wds"
+    folders = (FOLDER,)
+
+    def __init__(self, vc: ViewContext) -> None:
+        super().__init__(vc)
+        self.spool = Spool(vc.tmp / "wds")
+
+    @classmethod
+    def enabled(cls, exp: ExportSettings) -> bool:
+        return exp.webdataset
+
+    def add_sample(self, sample: Sample, row: dict[str, Any]) -> None:
+        exp = self.vc.export
+        if exp.absolute_paths:
+            row = obelics_sample(sample, end_of_video=exp.end_of_video, image_tokens=exp.image_tokens, image_path=str)
+        self.spool.append((dumps(row) + "\n").encode())
+
+    def write(self, writer: DatasetWriter, order: Sequence[int]) -> None:
+        write_wds(writer, Ordered(self.spool, order), self.vc.export.wds_shard_size)
+
+    def card(self) -> list[str]:
+        return [f"- `wds/shard-NNNNNN.tar`: the OBELICS samples as WebDataset shards of at most "
+                f"{self.vc.export.wds_shard_size} (`<key>.json` with image entries replaced by member names, "
+                "`<key>.<k>.jpg`; key = global sample index), listed with sample counts and SHA-256 in `wds/index.json`."]
+
+    @classmethod
+    def card_when_off(cls, exp: ExportSettings) -> list[str]:
+        return ["- `wds/`: not written (export.webdataset is off)."]
+
+    def close(self) -> None:
+        self.spool.close()
+
+    @staticmethod
+    def check(checker: Checker) -> None:
+        checker.check_wds()

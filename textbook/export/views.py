@@ -1,0 +1,83 @@
+"""Dataset views as plugins: each owns its folders and files, is fed by the compaction's stream,
+writes itself, says what it is in the card and checks itself in ``validate_dataset``.
+
+A compaction reads every video once, in reading order, and packs its clips into samples; it hands
+each view every video (``add_video``) and every packed sample with its OBELICS row
+(``add_sample``), then lets each write its files in the published order (``write``). A new
+dataset derived from the corpus is one module with a ``View`` subclass and one line in ``VIEWS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+from textbook.config import ExportSettings, Settings
+from textbook.export.packing import Sample
+
+if TYPE_CHECKING:
+    from textbook.export.files import DatasetWriter
+    from textbook.export.validate import Checker
+    from textbook.export.videos import VideoEntry
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    """What every view of one compaction shares."""
+
+    settings: Settings
+    tmp: Path  # the compaction's scratch folder, for spools
+    path: Callable[[str], str]  # a dataset-relative path as the data writes it (export.absolute_paths)
+
+    @property
+    def export(self) -> ExportSettings:
+        return self.settings.export
+
+
+class View:
+    name: ClassVar[str]
+    folders: ClassVar[tuple[str, ...]] = ()  # folders under the dataset root it owns
+    files: ClassVar[tuple[str, ...]] = ()  # top-level files it owns
+
+    def __init__(self, vc: ViewContext) -> None:
+        self.vc = vc
+
+    @classmethod
+    def enabled(cls, exp: ExportSettings) -> bool:
+        return True
+
+    def add_video(self, entry: VideoEntry, ready: bool) -> None:
+        """Every video, in reading order; ``ready``: finished, with clips, so packed."""
+
+    def add_sample(self, sample: Sample, row: dict[str, Any]) -> None:
+        """Every packed sample, in packing order, with its OBELICS row."""
+
+    def write(self, writer: DatasetWriter, order: Sequence[int]) -> None:
+        """Write the view; ``order[k]`` is the packing index of the k-th published sample."""
+
+    def card(self) -> list[str]:
+        """The view's lines in the card's "Files" section."""
+        return []
+
+    @classmethod
+    def card_when_off(cls, exp: ExportSettings) -> list[str]:
+        """What the card says of the view when the settings turn it off."""
+        return []
+
+    def close(self) -> None:
+        """Release what the view holds (spools)."""
+
+    @staticmethod
+    def check(checker: Checker) -> None:
+        """Add the problems of this view in the dataset ``checker`` reads, if it is there."""
+
+
+def registered() -> list[type[View]]:
+    """Every view, in the order the card lists them and the validator checks them."""
+    from textbook.export.clipview import ClipView
+    from textbook.export.m4instruct import M4View
+    from textbook.export.obelics import ObelicsView
+    from textbook.export.wds import WdsView
+
+    return [ObelicsView, ClipView, WdsView, M4View]
