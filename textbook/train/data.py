@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from textbook.train.samples import document, from_clip_view, repack, shuffle_images
+from textbook.train.sft import SFT_VIEW, build_sft_index
 
 OBELICS = "obelics"
-VIEWS = ("obelics", "clips")  # the folder of each view in an export
+VIEWS = ("obelics", "clips", "m4")  # the folder of each view in an export (m4: instructions, sft.py)
 
 
 class CorpusError(ValueError):
@@ -87,6 +88,11 @@ class IndexReport:
 def build_index(root: Path, cost: Callable[[str | None, str | None], int], *, max_length: int, max_images: int,
                 end_of_video: str, shuffle_ratio: float = 0.0, seed: int = 42,
                 view: str = OBELICS) -> tuple[list[dict], IndexReport]:
+    if view == SFT_VIEW:
+        entries, found = build_sft_index(root, cost, max_length=max_length, max_images=max_images)
+        return entries, IndexReport(len(entries) + found["records_too_long"], len(entries), 0,
+                                    sum(e["image_num"] for e in entries), sum(e["tokens"] for e in entries), [],
+                                    found["missing_images"])
     entries: list[dict[str, Any]] = []
     pieces_total = split = 0
     missing: set[str] = set()

@@ -90,6 +90,30 @@ class Family:
         return Encoded(ids, make_labels(ids, self.image_ids, self.eov_id, self.mask_after_eov), pixels[:kept], kept,
                        mask[:kept] if mask is not None else None)
 
+    def encode_turns(self, turns: list[Any], load_image: Callable[[str], Any], max_length: int) -> Encoded:
+        """A conversation (sft.Turn list): each turn encoded with its own images, loss on the
+        assistant's turns (and the end-of-sequence closing each) only."""
+        ids, labels, pixels, masks = [], [], [], []
+        bos = self.tokenizer.bos_token_id
+        for n, turn in enumerate(turns):
+            out = self._process(turn.text, [load_image(p) for p in turn.images])
+            piece = out["input_ids"][0]
+            if n and bos is not None and len(piece) and piece[0] == bos:
+                piece = piece[1:]  # one sequence, one BOS
+            if turn.assistant:
+                piece = torch.cat([piece, torch.tensor([self.tokenizer.eos_token_id])])
+            ids.append(piece)
+            labels.append(piece.clone() if turn.assistant else torch.full_like(piece, IGNORE))
+            if out.get("pixel_values") is not None:
+                pixels.append(out["pixel_values"].reshape(-1, *out["pixel_values"].shape[-3:]))
+            if out.get("pixel_attention_mask") is not None:
+                masks.append(out["pixel_attention_mask"].reshape(-1, *out["pixel_attention_mask"].shape[-2:]))
+        input_ids, label_ids = torch.cat(ids)[:max_length], torch.cat(labels)[:max_length]
+        label_ids[torch.isin(input_ids, torch.tensor(sorted(self.image_ids)))] = IGNORE
+        all_pixels = torch.cat(pixels) if pixels else torch.zeros(0, 3, 1, 1)
+        kept = self._count_images(input_ids)
+        return Encoded(input_ids, label_ids, all_pixels[:kept], kept, torch.cat(masks)[:kept] if masks else None)
+
     def _cut(self, ids: torch.Tensor, max_length: int) -> torch.Tensor:
         """Cut at ``max_length``, or before the run of image tokens the cut would split."""
         cut = max_length

@@ -48,6 +48,7 @@ def train(run_dir: Path, stop_after: int = 0) -> dict[str, Any]:
     from textbook.train.config import load_train_config
     from textbook.train.data import IndexedDataset, read_index
     from textbook.train.families import load_family
+    from textbook.train.sft import SFT_VIEW, SftDataset
 
     run = json.loads((run_dir / "run.json").read_text())
     cfg = load_train_config(overrides=run["config"])
@@ -63,10 +64,13 @@ def train(run_dir: Path, stop_after: int = 0) -> dict[str, Any]:
         family.vision_tower(model).requires_grad_(False)
     if cfg.optim.grad_checkpointing:
         model.gradient_checkpointing_enable()
-    dataset = IndexedDataset(Path(run["corpus_root"]), read_index(run_dir / "train_index.jsonl"), family,
-                             text_field=cfg.data.text_field, max_length=cfg.data.max_length,
-                             max_images=cfg.data.max_images, view=cfg.data.view,
-                             end_of_video=cfg.data.end_of_video)
+    index = read_index(run_dir / "train_index.jsonl")
+    if cfg.data.view == SFT_VIEW:  # instruction tuning: loss on the assistant's turns
+        dataset: Any = SftDataset(Path(run["corpus_root"]), index, family, max_length=cfg.data.max_length)
+    else:
+        dataset = IndexedDataset(Path(run["corpus_root"]), index, family, text_field=cfg.data.text_field,
+                                 max_length=cfg.data.max_length, max_images=cfg.data.max_images, view=cfg.data.view,
+                                 end_of_video=cfg.data.end_of_video)
     loader = DataLoader(dataset, batch_size=cfg.optim.per_device_batch, shuffle=False, collate_fn=family.collate)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)

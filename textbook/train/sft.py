@@ -1,0 +1,99 @@
+"""Instruction tuning on the corpus's instruction views (the M4-Instruct view, ``m4/``): loss on
+the assistant's turns only.
+
+A record is ``{"image": [...], "conversations": [{"from": "human"|"gpt", "value": ...}]}`` with
+one ``<image>`` per path in the human turns, in order. It is laid out in the LLaVA-1.5
+conversation form (``USER: ... ASSISTANT: ...``); each turn is encoded with its own images and
+the pieces are joined, so the label mask follows the turns exactly: a human turn, with its image
+tokens, never carries loss, an assistant turn and the end-of-sequence after it always do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+SFT_VIEW = "m4"
+ANNOTATIONS = "m4_textbook_annotations.jsonl"
+RECORD_IMAGE = "<image>"
+
+
+@dataclass(frozen=True)
+class Turn:
+    assistant: bool
+    text: str  # with the family's placeholder for each image
+    images: tuple[str, ...]
+
+
+def turns(record: dict[str, Any], placeholder: str) -> list[Turn]:
+    """The record's turns in the conversation form, each with the images its placeholders name."""
+    images = iter(record["image"])
+    out: list[Turn] = []
+    for turn in record["conversations"]:
+        value = turn["value"]
+        if turn["from"] == "human":
+            n = value.count(RECORD_IMAGE)
+            out.append(Turn(False, f"USER: {value.replace(RECORD_IMAGE, placeholder)}\nASSISTANT: ",
+                            tuple(next(images) for _ in range(n))))
+        else:
+            out.append(Turn(True, value, ()))
+    return out
+
+
+def read_records(root: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(line number, byte offset, record) of the view's JSON Lines file."""
+    path = root / SFT_VIEW / ANNOTATIONS
+    if not path.is_file():
+        from textbook.train.data import CorpusError
+
+        raise CorpusError(f"{root}: no {SFT_VIEW}/{ANNOTATIONS}: export with export.m4 on")
+    offset = 0
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh):
+            if line.strip():
+                yield n, offset, json.loads(line)
+            offset += len(line)
+
+
+def build_sft_index(root: Path, cost: Callable[[str | None, str | None], int], *, max_length: int,
+                    max_images: int) -> tuple[list[dict], dict[str, Any]]:
+    """One entry per record that fits ``max_length`` and ``max_images``; the rest are counted."""
+    entries, too_long, missing = [], 0, set()
+    for line, offset, record in read_records(root):
+        images = record["image"]
+        tokens = len(images) * cost("image", None) + sum(
+            cost(None, t["value"].replace(RECORD_IMAGE, "")) for t in record["conversations"])
+        if tokens > max_length or len(images) > max_images:
+            too_long += 1
+            continue
+        missing.update(i for i in images if not (Path(i) if Path(i).is_absolute() else root / i).is_file())
+        entries.append({"shard": ANNOTATIONS, "line": line, "offset": offset, "images": images,
+                        "image_num": len(images), "tokens": tokens})
+    return entries, {"records_too_long": too_long, "missing_images": sorted(missing)}
+
+
+class SftDataset:
+    """Map-style dataset over an SFT index: entry -> family-encoded conversation."""
+
+    def __init__(self, root: Path, entries: list[dict], family: Any, *, max_length: int) -> None:
+        self.root, self.entries, self.family, self.max_length = Path(root), entries, family, max_length
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def record(self, i: int) -> dict[str, Any]:
+        with open(self.root / SFT_VIEW / self.entries[i]["shard"], "rb") as fh:
+            fh.seek(self.entries[i]["offset"])
+            return json.loads(fh.readline())
+
+    def _image(self, rel: str) -> Any:
+        from PIL import Image
+
+        path = Path(rel) if Path(rel).is_absolute() else self.root / rel
+        with Image.open(path) as im:
+            return im.convert("RGB")
+
+    def __getitem__(self, i: int) -> Any:
+        return self.family.encode_turns(turns(self.record(i), self.family.placeholder), self._image, self.max_length)
