@@ -96,3 +96,17 @@ def test_the_validator_names_a_record_whose_placeholders_do_not_match(dataset):
     problems = validate_dataset(dataset)
     assert any(f"{ARRAY} record 0: 1 {IMAGE} placeholder(s) for 2 images" in p for p in problems)
     assert any("differs from" in p for p in problems)
+
+
+def test_the_report_shows_the_records_per_task(dataset):
+    from textbook.report import write_report
+    from textbook.report.pages import url
+
+    index = write_report(dataset)
+    page = (index.parent / "instructions.html").read_text()
+    records = _records(dataset)
+    assert f"{len(records)} M4-Instruct record(s)" in index.read_text() and 'href="instructions.html"' in index.read_text()
+    for task in ("spot_the_difference", "temporal_order", "slide_narration", "multi_frame_narration"):
+        assert f"<h2>{task}</h2>" in page
+    shown = records[0]
+    assert f'id="{shown["id"]}"' in page and all(f'src="{url("../" + p)}"' in page for p in shown["image"])

@@ -214,18 +214,25 @@ def _assert_links_resolve(root: Path) -> int:
     return checked
 
 
-# index: card, 8 section anchors, 5 video pages, 1 sample, duplicates page, 7 plots (image + link each);
+# index: card, 9 section anchors, 5 video pages, 1 sample, duplicates page, instructions page, 7 plots (image +
+# link each); instructions page: back + each record's images (image + link each, counted from m4/);
 # duplicates page: back + 21 pairs (the fixture's keyframes are flat colours: every pair is a near
 # duplicate) of two linked images and two video links; sample page: back, 2 videos, 6 positions with
 # a linked image; kept video pages: back, sample, keyframes linked (4 and 3); dropped ones: back.
-LINKS = (1 + 8 + 5 + 1 + 1 + 7 * 2) + (1 + 21 * 6) + (3 + 6 * 2) + (2 + 4 * 2) + (2 + 3 * 2) + 3 * 1
+LINKS = (1 + 9 + 5 + 1 + 1 + 1 + 7 * 2) + (1 + 21 * 6) + (3 + 6 * 2) + (2 + 4 * 2) + (2 + 3 * 2) + 3 * 1
+
+
+def _instruction_links(root: Path) -> int:
+    records = [json.loads(line) for line in (root / "m4" / "m4_textbook_annotations.jsonl").read_text().splitlines()]
+    assert records
+    return 1 + 2 * sum(len(r["image"]) for r in records)
 
 
 def test_every_link_and_image_of_every_page_resolves_to_a_file(dataset):
     assert [p.relative_to(dataset / "report").as_posix() for p in _report_pages(dataset)] == [
-        "duplicates.html", "index.html", "samples/00000.html", "videos/-vidB_2.html", "videos/vidA.html",
-        "videos/vidF.html", "videos/vidN.html", "videos/vidX.html"]
-    assert _assert_links_resolve(dataset) == LINKS
+        "duplicates.html", "index.html", "instructions.html", "samples/00000.html", "videos/-vidB_2.html",
+        "videos/vidA.html", "videos/vidF.html", "videos/vidN.html", "videos/vidX.html"]
+    assert _assert_links_resolve(dataset) == LINKS + _instruction_links(dataset)
 
 
 def test_absolute_image_paths_still_give_relative_links(tmp_path):
@@ -236,7 +243,7 @@ def test_absolute_image_paths_still_give_relative_links(tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(root, moved)
     write_report(moved)
-    assert _assert_links_resolve(moved) == LINKS
+    assert _assert_links_resolve(moved) == LINKS + _instruction_links(moved)
     assert '"/' not in (moved / "report" / "videos" / "vidA.html").read_text().split("</style>")[1]
 
 

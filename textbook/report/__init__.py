@@ -18,6 +18,7 @@ from pathlib import Path
 from textbook.report.browse import duplicates_page, sample_page
 from textbook.report.data import Dataset, ReportInputError, load_dataset
 from textbook.report.dedup import audit
+from textbook.report.instructions import INSTRUCTIONS_PAGE, instructions_page, load_records, summary
 from textbook.report.pages import DUPLICATES_PAGE, index_page, sample_page_path, video_page_path
 from textbook.report.plots import draw, plots
 from textbook.report.video import video_page
@@ -40,8 +41,10 @@ def _build(data: Dataset, out: Path) -> None:
             draw(chart, out / chart.file)
     existing = _existing_images(data)
     dupes = audit(data.root, sorted(existing))
-    (out / "index.html").write_text(index_page(data, charts, dupes, has_card=(data.root / "README.md").is_file()),
-                                    encoding="utf-8")
+    records = load_records(data.root)
+    (out / "index.html").write_text(index_page(data, charts, dupes, has_card=(data.root / "README.md").is_file(),
+                                               instructions=summary(records)), encoding="utf-8")
+    (out / INSTRUCTIONS_PAGE).write_text(instructions_page(records), encoding="utf-8")
     (out / DUPLICATES_PAGE).write_text(duplicates_page(dupes), encoding="utf-8")
     (out / "videos").mkdir()
     for video in data.videos:

@@ -228,7 +228,7 @@ def _duplicates(dupes: Audit) -> str:
             f"({dupes.share(True):.0%}). <a href=\"{DUPLICATES_PAGE}\">Example pairs</a>.</p>\n")
 
 
-def index_page(data: Dataset, charts: list[Plot], dupes: Audit, *, has_card: bool) -> str:
+def index_page(data: Dataset, charts: list[Plot], dupes: Audit, *, has_card: bool, instructions: str) -> str:
     parts = ["<h1>Dataset report</h1>\n",
              ("<p>Built from this dataset folder's files only: <code>videos.jsonl</code>, the clip view "
               "<code>clips/</code>, the OBELICS shards <code>obelics/</code> and the keyframes under "
@@ -237,7 +237,8 @@ def index_page(data: Dataset, charts: list[Plot], dupes: Audit, *, has_card: boo
         parts.append(" The dataset card: <a href=\"../README.md\">README.md</a>.")
     parts.append("</p>\n<nav><a href=\"#funnel\">Funnel</a> · <a href=\"#not-kept\">Not kept</a> · "
                  "<a href=\"#kept\">Kept</a> · <a href=\"#samples\">Samples</a> · <a href=\"#cost\">Time</a> · "
-                 "<a href=\"#duplicates\">Duplicates</a> · <a href=\"#statistics\">Statistics</a> · "
+                 "<a href=\"#duplicates\">Duplicates</a> · <a href=\"#instructions\">Instructions</a> · "
+                 "<a href=\"#statistics\">Statistics</a> · "
                  "<a href=\"#distributions\">Distributions</a></nav>\n")
     parts.append("<h2 id=\"funnel\">Funnel</h2>\n" + table(["Step", "Videos"], funnel(data)))
     parts.append("<h2 id=\"not-kept\">Videos not kept</h2>\n" + _not_kept(data))
@@ -245,6 +246,7 @@ def index_page(data: Dataset, charts: list[Plot], dupes: Audit, *, has_card: boo
     parts.append("<h2 id=\"samples\">Samples as the trainer sees them</h2>\n" + _samples(data))
     parts.append("<h2 id=\"cost\">Time per stage</h2>\n" + _costs(data))
     parts.append("<h2 id=\"duplicates\">Near-duplicate images</h2>\n" + _duplicates(dupes))
+    parts.append("<h2 id=\"instructions\">Instruction records</h2>\n" + instructions)
     parts.append("<h2 id=\"statistics\">Statistics</h2>\n")
     rows = statistics(data)
     parts.append(table(STATS_HEADER, rows, classes=[""] * (len(rows) - 1) + ["overall"]))
