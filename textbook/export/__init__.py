@@ -182,7 +182,7 @@ def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSumma
 
     settings.data_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.data_path, prefix="compaction-") as tmp:
-        first = first_pass(ctx, parts, Path(tmp), path, {})
+        first = first_pass(ctx, parts, Path(tmp), path)
         if not force:
             _refuse_losses(root, first, exp.max_lost_share, sliced=kp_ids is not None)
         root.mkdir(parents=True, exist_ok=True)

@@ -96,9 +96,10 @@ def files_digest(files: list[tuple[str, str]]) -> str:
     return hashlib.sha256(dumps(files).encode()).hexdigest()[:32]
 
 
-def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path,
-               path: Callable[[str], str], subjects: dict[str, str]) -> Pass:
+def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path, path: Callable[[str], str]) -> Pass:
+    """Every part in reading order: packed into samples fed to the views, its facts spooled."""
     exp = ctx.settings.export
+    subjects: dict[str, str] = {}  # video id -> subject, for the card's per-subject sample counts
     vc = ViewContext(ctx.settings, tmp, path)
     out = Pass([view(vc) for view in registered() if view.enabled(exp)], Spool(tmp / "videos"))
     packer = Packer(exp.token_budget, _cost(exp))
