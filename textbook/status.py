@@ -27,7 +27,7 @@ VIDEO_GROUP = "video"
 
 
 def airflow_task(stage: str) -> str:
-    """The Airflow task that runs ``stage`` (``audio`` -> ``video.transcript``); "" for a stage
+    """The Airflow task that runs ``stage`` (``audio`` -> ``video.audio_transcript``); "" for a stage
     no task runs any more (a row left by an older pipeline)."""
     spec = next((t for t in TASK_PLAN if stage in t.stages), None)
     return f"{VIDEO_GROUP}.{spec.task_id}" if spec else ""
