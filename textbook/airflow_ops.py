@@ -15,6 +15,7 @@ the schedule slot unpausing would start (see ``start_run``).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
@@ -25,6 +26,8 @@ from typing import Callable, Sequence
 from textbook.airflow_api import AirflowApiError, AirflowClient
 from textbook.context import Context
 from textbook.taxonomy import TaxonomyLookupError
+
+log = logging.getLogger(__name__)
 
 # Task instance states in which Airflow will still run (or is running) the task.
 ACTIVE_STATES = {None, "scheduled", "queued", "running", "restarting", "up_for_retry", "up_for_reschedule",
@@ -135,6 +138,8 @@ def clear_confirmed(client: AirflowClient, dag_id: str, run_id: str, targets: li
                       if _key(ti) in wanted and ti["state"] is None)
         if not lost:
             return cleared  # finished after the cleared tasks ran again (a quick failure)
+        log.warning("%s run %s finished as the clear landed, leaving %s unscheduled: clearing them again",
+                    dag_id, run_id, ", ".join(f"{t}[{m}]" for t, m in lost))
         client.clear_task_instances(dag_id, run_id, lost, include_downstream=False, only_failed=False)
     raise RetryError(f"{dag_id} run {run_id} finished with cleared tasks left unscheduled after {attempts} clears; "
                      f"clear them in the grid")
