@@ -49,7 +49,10 @@ def search(kp_id: str, ctx: Context | None = None, options: "RunOptions | None" 
     # Only videos this knowledge point found first: its DAG processes them, so two DAGs that found
     # the same video never race on it.
     ids = list(ctx.db.primary_videos_runs(kp_id)) if options.force_stage else work_left(kp_id, ctx)
-    return ids[: options.limit] if options.limit else ids
+    ids = ids[: options.limit] if options.limit else ids
+    why = f"forcing {options.force_stage} on every video it found first" if options.force_stage else "with work left"
+    log.info("%s: %d videos to process (%s): %s", kp_id, len(ids), why, ", ".join(ids) or "none")
+    return ids
 
 
 @dataclass(frozen=True)
