@@ -25,8 +25,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from textbook.config import DagSettings, Settings, load_settings
 from textbook.dag_files import claimed_files, part_of
 from textbook.taxonomy import SHIPPED_DIR, KnowledgePoint, TaxonomyError, load_subject_file, taxonomy_files
-from textbook.pipeline import STAGES
-from textbook.tasks import SOURCES, TASK_PLAN, RunOptions, TaskSpec
+from textbook.tasks import SOURCES, STAGE_NAMES, TASK_PLAN, RunOptions, TaskSpec
 from textbook_airflow import quiet_progress_bars, resolved_settings  # plugins/ (on sys.path): shared with the plugin view
 
 START = datetime(2026, 1, 1)
@@ -68,7 +67,7 @@ PARAMS = {
     "dry_run": Param(False, type="boolean", title="Dry run",
                      description="Plan only: the search task logs which videos and stages would run; "
                                  "nothing is searched, run or packed"),
-    "force_stage": Param(None, type=["null", "string"], enum=[None, *(s.name for s in STAGES)],
+    "force_stage": Param(None, type=["null", "string"], enum=[None, *STAGE_NAMES],
                          title="Force stage", values_display={"None": "none"},
                          description="Run this stage again on every video of the knowledge point, although "
                                      "it finished under the current settings"),

@@ -7,11 +7,11 @@ import pytest
 from textbook.context import Context
 
 from textbook.pipeline import STAGES, stage_by_name
-from textbook.tasks import TASK_PLAN, run_task
+from textbook.tasks import STAGE_NAMES, TASK_PLAN, run_task
 
 
 def test_task_plan_covers_every_stage_once_in_order():
-    assert [s for t in TASK_PLAN for s in t.stages] == [s.name for s in STAGES]
+    assert [s for t in TASK_PLAN for s in t.stages] == [s.name for s in STAGES] == list(STAGE_NAMES)
 
 
 def test_task_plan_queues_and_retries_follow_the_stage_flags():

@@ -82,6 +82,7 @@ TASK_PLAN: tuple[TaskSpec, ...] = (
     TaskSpec(("ocr",)),
     TaskSpec(("visual_filter",), queue="gpu"),
 )
+STAGE_NAMES = tuple(s for t in TASK_PLAN for s in t.stages)  # the pipeline's, without importing its stages
 SOURCES = ("youtube", "urls", "local")  # search.source's choices
 
 
@@ -102,8 +103,6 @@ class RunOptions:
     force_stage: str | None = None
 
     def __post_init__(self) -> None:
-        from textbook.pipeline import STAGES
-
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
                                        or self.limit < 1):
             raise RunOptionError(f"limit: expected a whole number of videos of at least 1, got {self.limit!r}")
@@ -112,9 +111,9 @@ class RunOptions:
         if self.source_path and self.source not in ("urls", "local"):
             raise RunOptionError(f"source_path: only for source urls (a URLs file) or local (a folder), "
                                  f"not {self.source!r}")
-        names = [s.name for s in STAGES]
-        if self.force_stage is not None and self.force_stage not in names:
-            raise RunOptionError(f"force_stage: expected one of {', '.join(names)}, got {self.force_stage!r}")
+        if self.force_stage is not None and self.force_stage not in STAGE_NAMES:
+            raise RunOptionError(f"force_stage: expected one of {', '.join(STAGE_NAMES)}, "
+                                 f"got {self.force_stage!r}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "RunOptions":
