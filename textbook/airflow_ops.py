@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 from textbook.airflow_api import AirflowApiError, AirflowClient
 from textbook.context import Context
+from textbook.tasks import TASK_PLAN
 from textbook.taxonomy import TaxonomyLookupError
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ def retry_through_airflow(client: AirflowClient, ctx: Context, video_id: str) ->
         raise RetryError(f"{video_id}: nothing failed in its latest run ({dag_id} {run_id}: {states})")
     first = failed[0]
     cleared = clear_confirmed(client, dag_id, run_id, [(first["task_id"], first["map_index"])])
+    order = {f"video.{t.task_id}": n for n, t in enumerate(TASK_PLAN)}  # the chain's order, then pack
+    cleared = sorted(cleared, key=lambda ti: (ti["map_index"] < 0, order.get(ti["task_id"], len(order))))
     return ClearedVideo(video_id, dag_id, run_id, first["task_id"], first["map_index"],
                         tuple(f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]
                               for ti in cleared))
