@@ -13,6 +13,19 @@ from airflow.sdk import BaseHook
 from textbook.config import Settings, load_settings
 
 
+# Progress bars of third-party libraries (tqdm, huggingface_hub downloads, faster-whisper's model
+# load) write to stderr, which Airflow's task runner logs at ERROR: a healthy task looked failed.
+# The stages log what they did at INFO instead (textbook.tasks).
+QUIET = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+def quiet_progress_bars() -> None:
+    """Turn those bars off in this process (before the libraries are imported; a variable set
+    already, e.g. to see the bars, wins)."""
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+
+
 def resolved_settings() -> Settings:
     """``database_conn_id`` and ``store.aws_conn_id`` resolved through Airflow connections."""
     settings = load_settings()

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable
 
-from airflow.sdk import (DAG, Asset, BaseOperator, CronDataIntervalTimetable, CronTriggerTimetable, chain,
+from airflow.sdk import (DAG, Asset, BaseOperator, CronDataIntervalTimetable, CronTriggerTimetable, Param, chain,
                          get_parsing_context, task_group)
 from airflow.sdk.definitions.timetables.simple import NullTimetable
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -25,10 +25,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from textbook.config import DagSettings, Settings, load_settings
 from textbook.dag_files import claimed_files, part_of
 from textbook.taxonomy import SHIPPED_DIR, KnowledgePoint, TaxonomyError, load_subject_file, taxonomy_files
-from textbook.tasks import TASK_PLAN, TaskSpec
-from textbook_airflow import resolved_settings  # plugins/ (on sys.path): shared with the plugin view
+from textbook.tasks import SOURCES, STAGE_NAMES, TASK_PLAN, RunOptions, TaskSpec
+from textbook_airflow import quiet_progress_bars, resolved_settings  # plugins/ (on sys.path): shared with the plugin view
 
 START = datetime(2026, 1, 1)
+quiet_progress_bars()  # in the task processes that import this file, before any stage imports its libraries
 
 
 def nightly_cron(kp_id: str, cfg: DagSettings) -> str:
@@ -49,6 +50,38 @@ def _context():  # noqa: ANN202 - textbook.context.Context, imported lazily
     from textbook import tasks
 
     return tasks.configure(resolved_settings())
+
+
+# The trigger form of every knowledge-point DAG; Airflow validates a run's conf against these JSON
+# schemas before it creates the run, the tasks pass them to the library as ``RunOptions``.
+PARAMS = {
+    "limit": Param(None, type=["null", "integer"], minimum=1, title="Limit",
+                   description="At most this many videos this run (default: search.max_results searched, "
+                               "every video with work left processed)"),
+    "source": Param(None, type=["null", "string"], enum=[None, *SOURCES], title="Source",
+                    values_display={"None": "configured (search.source)"},
+                    description="Search another source than the configured one this run"),
+    "source_path": Param(None, type=["null", "string"], minLength=1, title="Source path",
+                         description="With source urls: the file of URLs; with local: the folder of media "
+                                     "(default: search.urls_file / search.local_dir)"),
+    "dry_run": Param(False, type="boolean", title="Dry run",
+                     description="Plan only: the search task logs which videos and stages would run; "
+                                 "nothing is searched, run or packed"),
+    "force_stage": Param(None, type=["null", "string"], enum=[None, *STAGE_NAMES],
+                         title="Force stage", values_display={"None": "none"},
+                         description="Run this stage again on every video of the knowledge point, although "
+                                     "it finished under the current settings"),
+}
+
+
+def run_options(context: Any) -> RunOptions:
+    """The run's params as the library takes them; an inconsistent pair fails the task, naming it."""
+    from textbook.tasks import RunOptionError
+
+    try:
+        return RunOptions.from_params(dict(context["params"]))
+    except RunOptionError as exc:
+        raise AirflowFailException(f"DAG param {exc}") from None
 
 
 def corpus_asset(settings: Settings) -> Asset:
@@ -76,7 +109,7 @@ class SearchOperator(BaseOperator):
     def execute(self, context: Any) -> list[str]:
         from textbook import tasks
 
-        return tasks.search(self.kp_id, ctx=_context())
+        return tasks.search(self.kp_id, ctx=_context(), options=run_options(context))
 
 
 class VideoStageOperator(BaseOperator):
@@ -94,7 +127,7 @@ class VideoStageOperator(BaseOperator):
         from textbook.runner import StageBusy, StageFailed
 
         try:
-            outcome = tasks.run_task(self.step, self.video_id, _context())
+            outcome = tasks.run_task(self.step, self.video_id, _context(), force_stage=run_options(context).force_stage)
         except StageBusy as exc:  # another run holds this video right now: not this run's failure
             raise AirflowSkipException(str(exc)) from None
         except StageFailed as exc:
@@ -121,6 +154,8 @@ class PackOperator(BaseOperator):
     def execute(self, context: Any) -> dict:
         from textbook import tasks
 
+        if run_options(context).dry_run:
+            raise AirflowSkipException("dry run: nothing was run, so nothing is packed (the plan is in the search log)")
         ctx = _context()
         video_ids = context["ti"].xcom_pull(task_ids="search")
         if video_ids is None:
@@ -170,8 +205,13 @@ def dag_doc(kp: KnowledgePoint) -> str:
             f"({' → '.join(t.task_id for t in TASK_PLAN)}), then packs the dataset.")
 
 
+def dag_description(kp: KnowledgePoint) -> str:
+    """One line for the DAG list: what the DAG collects."""
+    return f"Textbook videos for {kp.name!r} ({kp.level_name}), searched as {kp.query!r}"
+
+
 def dag_tags(kp: KnowledgePoint) -> set[str]:
-    return {f"subject:{kp.subject}", f"course:{kp.course}"}
+    return {f"subject:{kp.subject}", f"course:{kp.course}", f"level:{kp.level_name.replace(' ', '-')}"}
 
 
 def build_dag(kp: KnowledgePoint, cfg: DagSettings, parts: Asset, defaults: dict[str, Any] | None = None) -> DAG:
@@ -182,8 +222,11 @@ def build_dag(kp: KnowledgePoint, cfg: DagSettings, parts: Asset, defaults: dict
         start_date=START,
         catchup=False,
         max_active_runs=1,
+        dag_display_name=kp.path,
+        description=dag_description(kp),
         tags=dag_tags(kp),
         doc_md=dag_doc(kp),
+        params=PARAMS,
         default_args={"owner": cfg.owner, "retries": 0},
         **(defaults or {}),
     ) as dag:
@@ -204,7 +247,7 @@ def build_dag(kp: KnowledgePoint, cfg: DagSettings, parts: Asset, defaults: dict
 
 class DagBuilder:
     """The DAGs of one file: the first built through Airflow's constructors, each other one a
-    deep copy of it given its knowledge point's id, tags, doc, schedule and search.
+    deep copy of it given its knowledge point's id, names, tags, doc, schedule and search.
 
     The DAGs differ in nothing else, and a copy costs a third of a build (about 2 against 7 ms
     of CPU per DAG), which a 4,000-DAG folder needs to parse in seconds. Airflow config it would
@@ -236,7 +279,8 @@ class DagBuilder:
             return self._template
         dag = copy.deepcopy(self._template)
         cron = schedule_for(kp, self.cfg)
-        for name, value in (("dag_id", kp.dag_id), ("dag_display_name", kp.dag_id), ("tags", dag_tags(kp)),
+        for name, value in (("dag_id", kp.dag_id), ("dag_display_name", kp.path),
+                            ("description", dag_description(kp)), ("tags", dag_tags(kp)),
                             ("doc_md", dag_doc(kp)), ("schedule", cron),
                             ("timetable", self._timetable(cron, dag.timezone))):
             object.__setattr__(dag, name, value)  # attrs fields Airflow sets once, at construction

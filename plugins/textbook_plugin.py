@@ -3,14 +3,16 @@
 It reads OUR state database (settings from $TEXTBOOK_CONFIG and TEXTBOOK_* variables, as the
 workers do), not Airflow's: per subject and knowledge point the videos by status (a backfill's
 progress), per video its stages (state, attempts, error, seconds), keyframe thumbnails and, when
-it failed, the Airflow task to clear. Queries live in ``textbook.status``; pages in
-``textbook_view/templates`` (Jinja, autoescaped).
+it failed, the Airflow task to clear; failed videos can be retried one by one, by failure
+category, or all (of a knowledge point). Queries live in ``textbook.status``, retries in
+``textbook.airflow_ops``; pages in ``textbook_view/templates`` (Jinja, autoescaped).
 
 Airflow does not authenticate plugin apps, so every route depends on ``airflow_user``: the
 caller's Airflow JWT (``Authorization: Bearer`` or the ``_token`` cookie the Airflow UI sets),
-validated by Airflow's configured auth manager, and read access to task instances. Airflow
-imports plugins in every task process too, so Airflow's API modules are imported on first
-request, not here.
+validated by Airflow's configured auth manager, and read access to task instances. A retry
+calls Airflow's own REST API with that same token, so it can do exactly what the caller may do
+in the grid (a viewer is refused by Airflow). Airflow imports plugins in every task process too,
+so Airflow's API modules are imported on first request, not here.
 """
 
 from __future__ import annotations
@@ -35,17 +37,23 @@ PAGES = Environment(loader=FileSystemLoader(Path(__file__).parent / "textbook_vi
 _KEYFRAME = re.compile(r"^(?:images|videos)/([A-Za-z0-9_-]+)/(?:keyframes/[0-9a-f]+/)?\1@\d+\.\d_\d+\.\d#\d+\.jpg$")
 
 
-async def airflow_user(request: Request) -> None:
-    """401 without a token or with an expired one, 403 with an invalid one or without the right."""
-    from airflow.api_fastapi.app import get_auth_manager
+def caller_token(request: Request) -> str:
+    """The caller's Airflow JWT: the bearer header, else the cookie the Airflow UI sets."""
     from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-    from airflow.api_fastapi.core_api.security import resolve_user_from_token
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         token = request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
-    user = await resolve_user_from_token(token)
+    return token
+
+
+async def airflow_user(request: Request) -> None:
+    """401 without a token or with an expired one, 403 with an invalid one or without the right."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    user = await resolve_user_from_token(caller_token(request))
     allowed = await run_in_threadpool(  # an auth manager may ask its database
         get_auth_manager().is_authorized_dag, method="GET", access_entity=DagAccessEntity.TASK_INSTANCE, user=user)
     if not allowed:
@@ -113,7 +121,11 @@ def knowledge_point(request: Request, kp_id: str) -> HTMLResponse:
         kp = ctx.taxonomy.get(kp_id)
     except TaxonomyLookupError as exc:
         raise _not_found(str(exc)) from None
-    return render(request, "kp.html", kp=kp, videos=ctx.db.videos(kp_ids=[kp.id]))
+    from textbook import status as st
+
+    failed = st.failed_videos(ctx, [kp.id])
+    return render(request, "kp.html", kp=kp, videos=ctx.db.videos(kp_ids=[kp.id]), failed=failed,
+                  categories=st.by_category(failed))
 
 
 @app.get("/videos/{video_id}", name="video")
@@ -135,7 +147,45 @@ def video(request: Request, video_id: str) -> HTMLResponse:
 def failed(request: Request) -> HTMLResponse:
     from textbook import status as st
 
-    return render(request, "failed.html", videos=st.failed_videos(context()))
+    videos = st.failed_videos(context())
+    return render(request, "failed.html", videos=videos, categories=st.by_category(videos))
+
+
+def _api_url(request: Request) -> str:
+    """Airflow's REST API: ``airflow.api_url`` when set, else this api-server as the caller reached it."""
+    configured = context().settings.airflow.api_url
+    return configured or str(request.base_url).rstrip("/") + request.scope.get("root_path", "").removesuffix(
+        URL_PREFIX)
+
+
+@app.post("/retry", name="retry")
+async def retry(request: Request) -> HTMLResponse:
+    """Retry failed videos through Airflow's REST API as the caller: the ``video_id`` fields, or
+    every failed video (of ``kp``, of ``category``) with ``all``. Each clears only its own map
+    index's failed task and downstream, so the other videos are not run again."""
+    from textbook import status as st
+    from textbook.airflow_api import AirflowApiError, AirflowClient
+    from textbook.airflow_ops import retry_videos
+
+    origin = request.headers.get("Origin")
+    if origin and origin != str(request.base_url).rstrip("/"):  # a form posted from another site
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"retry refused: posted from {origin}")
+    form = await request.form()
+    ctx = context()
+    kp_id, category = form.get("kp") or None, form.get("category") or None
+    if form.get("all"):
+        ids = [f.video_id for f in st.failed_videos(ctx, [kp_id] if kp_id else None, category)]
+    else:
+        ids = [str(v) for v in form.getlist("video_id")]
+    if not ids:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "no failed video selected: send video_id, or all")
+    client = AirflowClient.with_token(_api_url(request), caller_token(request))
+    try:
+        report = await run_in_threadpool(retry_videos, client, ctx, ids)
+    except AirflowApiError as exc:
+        code = exc.status if exc.status in (401, 403) else status.HTTP_502_BAD_GATEWAY
+        raise HTTPException(code, f"retry through Airflow failed: {exc}") from None
+    return render(request, "retried.html", report=report, kp_id=kp_id, category=category)
 
 
 @app.get("/images/{key:path}", name="image")

@@ -46,6 +46,7 @@ SUBJECTS = {  # subject id -> knowledge point ids (under c.s)
     "bt": ["one", "two", "three"],  # backfill
     "rt": ["lectures"],  # retry: `airflow dags test` with failing URLs
     "pt": ["alpha", "beta"],  # plugin view
+    "br": ["mixed", "other"],  # bulk retry from the plugin, DAG params (tests/test_bulk_retry.py)
 }
 
 
@@ -106,6 +107,9 @@ def start_airflow_server(root: Path, *, subjects: dict[str, list[str]] = SUBJECT
                     "TEXTBOOK_SEARCH__SOURCE": "urls", "TEXTBOOK_SEARCH__URLS_FILE": str(urls)}
     settings = load_settings(environ=textbook_env, data_root=str(root / "data"))
     home = settings.data_path / "airflow"
+    log = home / "test-server.log"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     # Only what is set here: no TEXTBOOK_* or AIRFLOW__* variable of the calling shell leaks in.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEXTBOOK_", "AIRFLOW__"))}
     env.update({
@@ -120,12 +124,10 @@ def start_airflow_server(root: Path, *, subjects: dict[str, list[str]] = SUBJECT
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",  # where a scheduler's tasks report
         "TEXTBOOK_DATA_ROOT": str(settings.data_path),
         **(extra_env or {}),
     })
-    log = settings.data_path / "airflow" / "test-server.log"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     timings: dict[str, float] = {}
 
     started = time.monotonic()

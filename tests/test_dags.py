@@ -32,7 +32,9 @@ for dag_id, dag in bag.dags.items():
                             if t.execution_timeout else None,
                             "upstream": sorted(t.upstream_task_ids)}
     out["dags"][dag_id] = {"tags": sorted(dag.tags), "schedule": str(getattr(dag.timetable, "expression", dag.schedule)), "catchup": dag.catchup,
-                           "max_active_runs": dag.max_active_runs, "doc_md": dag.doc_md, "tasks": tasks}
+                           "max_active_runs": dag.max_active_runs, "doc_md": dag.doc_md, "tasks": tasks,
+                           "display_name": dag.dag_display_name, "description": dag.description,
+                           "params": {k: dag.params.get_param(k).schema for k in dag.params}}
 print(json.dumps(out))
 """
 
@@ -67,25 +69,38 @@ def test_every_knowledge_point_has_a_dag_without_import_errors(shipped):
     kps = load_taxonomy().knowledge_points
     assert set(shipped["dags"]) == {kp.dag_id for kp in kps}
     demo = shipped["dags"]["textbook__demo__intro__basics__lectures"]
-    assert demo["tags"] == ["course:intro", "subject:demo"]
+    assert demo["tags"] == ["course:intro", "level:undergraduate", "subject:demo"]
     assert "Demo" in demo["doc_md"] and "search query" in demo["doc_md"]
+    kp = load_taxonomy().get("demo.intro.basics.lectures")
+    assert demo["display_name"] == kp.path == "Demo / Introduction / Basics / Demo lectures"
+    assert demo["description"].startswith("Textbook videos for 'Demo lectures' (undergraduate)")
+
+
+def test_every_dag_declares_its_run_params_with_json_schemas(shipped):
+    stages = ["download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter"]
+    for dag_id, dag in shipped["dags"].items():
+        params = dag["params"]
+        assert params["limit"]["type"] == ["null", "integer"] and params["limit"]["minimum"] == 1, dag_id
+        assert params["source"]["enum"] == [None, "youtube", "urls", "local"]
+        assert params["dry_run"]["type"] == "boolean"
+        assert params["force_stage"]["enum"] == [None, *stages]
 
 
 def test_every_dag_has_tags_owner_retries_and_the_video_chain(shipped):
     for dag_id, dag in shipped["dags"].items():
         assert dag["tags"] and dag["catchup"] is False and dag["max_active_runs"] == 1, dag_id
         tasks = dag["tasks"]
-        assert sorted(tasks) == sorted(["search", "video.download", "video.transcript", "video.filters",
-                                        "video.clips", "video.keyframes", "video.ocr", "video.clip_filter", "pack"])
+        assert sorted(tasks) == sorted(["search", "video.download", "video.audio_transcript", "video.filters_refine",
+                                        "video.clips", "video.keyframes", "video.ocr", "video.visual_filter", "pack"])
         assert tasks["video.download"]["upstream"] == ["search"]
-        assert tasks["pack"]["upstream"] == ["video.clip_filter"]
+        assert tasks["pack"]["upstream"] == ["video.visual_filter"]
         assert all(t["owner"] == "textbook" and t["timeout"] for t in tasks.values()), dag_id
         # retries with exponential backoff on network tasks only
-        assert {k for k, t in tasks.items() if t["retries"] > 0} == {"search", "video.download", "video.filters"}
+        assert {k for k, t in tasks.items() if t["retries"] > 0} == {"search", "video.download", "video.filters_refine"}
         assert all(t["backoff"] > 1 for t in tasks.values() if t["retries"] > 0)
         assert tasks["video.download"]["pool"] == "youtube"
         assert {k for k, t in tasks.items() if t["queue"] == "gpu"} == {
-            "video.transcript", "video.filters", "video.clip_filter"}
+            "video.audio_transcript", "video.filters_refine", "video.visual_filter"}
         assert all(t["map_index_template"] for k, t in tasks.items() if k.startswith("video."))
         # packs of different knowledge points write different parts: they run side by side
         assert tasks["pack"]["trigger_rule"] == "all_done" and tasks["pack"]["pool"] == "default_pool"

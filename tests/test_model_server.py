@@ -38,7 +38,7 @@ def test_model_tasks_run_in_the_server_and_load_each_model_once(ctx, server, tmp
         register_downloaded(ctx, vid, media, duration=None)
     worker = _client(ctx, server)
     for vid in ("v1", "v2", "v3"):
-        out = run_task("transcript", vid, worker)  # audio + ASR, in the server's process
+        out = run_task("audio_transcript", vid, worker)  # audio + ASR, in the server's process
         assert out.stage == "transcript" and out.status == "done"
     stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/stats"))
     assert stats["requests"] == 3
@@ -51,7 +51,7 @@ def test_a_failure_in_the_server_fails_the_task_with_its_reason(ctx, server, tmp
     (tmp_path / "empty.mp4").write_bytes(b"")
     register_downloaded(ctx, "broken", tmp_path / "empty.mp4")
     with pytest.raises(StageFailed, match="empty file") as err:
-        run_task("transcript", "broken", _client(ctx, server))
+        run_task("audio_transcript", "broken", _client(ctx, server))
     assert err.value.stage == "audio"
     assert ctx.db.video("broken").status == "failed"
 
@@ -65,4 +65,4 @@ def test_cpu_tasks_never_go_to_the_server(ctx, server):
 def test_unreachable_server_is_a_clear_error(ctx):
     worker = Context(ctx.settings.replace(workers={"model_server_url": "http://127.0.0.1:9"}), ctx.store, ctx.db)
     with pytest.raises(RuntimeError, match="model server http://127.0.0.1:9 unreachable"):
-        run_task("transcript", "v1", worker)
+        run_task("audio_transcript", "v1", worker)

@@ -57,12 +57,12 @@ def test_status_summaries(ctx):
     [row] = status.kp_progress(ctx, ctx.taxonomy.select(subject="demo"))
     assert row.searched and row.counts.total == 2
     [failed] = status.failed_videos(ctx)
-    assert (failed.video_id, failed.stage, failed.task_id) == ("pt_fail", "transcript", "video.transcript")
+    assert (failed.video_id, failed.stage, failed.task_id) == ("pt_fail", "transcript", "video.audio_transcript")
     assert failed.dag_ids == ("textbook__demo__intro__basics__lectures",)
     state = status.video_state(ctx, "pt_done")
     assert state.keyframes == tuple(KEYFRAMES) and state.failed is None
     assert [status.airflow_task(s) for s in ("download", "audio", "refine", "visual_filter", "gone")] == [
-        "video.download", "video.transcript", "video.filters", "video.clip_filter", ""]
+        "video.download", "video.audio_transcript", "video.filters_refine", "video.visual_filter", ""]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_pages_show_our_database_escaped(airflow_server, view):
     assert status == 200 and kind.startswith("text/html")
     assert "<script>" not in page and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;" in page
     assert "Failed in stage <strong>transcript</strong>" in page
-    assert "<code>video.transcript</code>" in page  # the Airflow task to clear
+    assert "<code>video.audio_transcript</code>" in page  # the Airflow task to clear
     assert 'href="/dags/textbook__pt__c__s__alpha"' in page
 
     # The UI's session cookie works as well as a bearer token.

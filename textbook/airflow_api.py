@@ -60,6 +60,14 @@ class AirflowClient:
         self._token: str | None = None
 
     @classmethod
+    def with_token(cls, api_url: str, token: str, timeout: float = 30.0) -> "AirflowClient":
+        """Calls as the holder of ``token`` (a user's own JWT, which the plugin forwards), with that
+        user's permissions; it is not renewed: a 401 is the caller's to act on."""
+        client = cls(api_url, "", "", timeout)
+        client._token = token
+        return client
+
+    @classmethod
     def from_settings(cls, settings: Settings) -> "AirflowClient":
         cfg = settings.airflow
         if not cfg.api_url:
@@ -109,7 +117,7 @@ class AirflowClient:
         try:
             return self._send(method, path, params, body, self.token())
         except AirflowApiError as exc:
-            if exc.status != 401:
+            if exc.status != 401 or not self.username:  # a forwarded token cannot be renewed here
                 raise
             self._token = None
             return self._send(method, path, params, body, self.token())

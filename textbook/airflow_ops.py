@@ -3,7 +3,9 @@
 Retry: a video is one map index of its knowledge point's DAG, labelled with the video id
 (``rendered_map_index``). Its most recent run's failed task instance is cleared with everything
 downstream (the rest of its chain, then ``pack``), so the scheduler reruns it from the failed
-stage on; the stages before it are not touched.
+stage on; the stages before it, and the other videos' map indexes, are not touched. Retries that
+overlap (a clear while an earlier one's tasks still run) are checked after each clear, see
+``clear_confirmed``.
 
 Backfill: every knowledge-point DAG of a subject is triggered once, at most ``max_active`` runs
 of its DAGs queued or running at once, so a new subject of 200 knowledge points does not flood the
@@ -13,6 +15,7 @@ the schedule slot unpausing would start (see ``start_run``).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
@@ -22,7 +25,10 @@ from typing import Callable, Sequence
 
 from textbook.airflow_api import AirflowApiError, AirflowClient
 from textbook.context import Context
+from textbook.tasks import TASK_PLAN
 from textbook.taxonomy import TaxonomyLookupError
+
+log = logging.getLogger(__name__)
 
 # Task instance states in which Airflow will still run (or is running) the task.
 ACTIVE_STATES = {None, "scheduled", "queued", "running", "restarting", "up_for_retry", "up_for_reschedule",
@@ -103,11 +109,61 @@ def retry_through_airflow(client: AirflowClient, ctx: Context, video_id: str) ->
         states = ", ".join(f"{ti['task_id']} {ti['state']}" for ti in tis)
         raise RetryError(f"{video_id}: nothing failed in its latest run ({dag_id} {run_id}: {states})")
     first = failed[0]
-    cleared = client.clear_task_instances(dag_id, run_id, [(first["task_id"], first["map_index"])],
-                                          include_downstream=True, only_failed=False)
+    cleared = clear_confirmed(client, dag_id, run_id, [(first["task_id"], first["map_index"])])
+    order = {f"video.{t.task_id}": n for n, t in enumerate(TASK_PLAN)}  # the chain's order, then pack
+    cleared = sorted(cleared, key=lambda ti: (ti["map_index"] < 0, order.get(ti["task_id"], len(order))))
     return ClearedVideo(video_id, dag_id, run_id, first["task_id"], first["map_index"],
                         tuple(f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]
                               for ti in cleared))
+
+
+def _key(ti: dict) -> tuple[str, int]:
+    return ti["task_id"], ti["map_index"]
+
+
+def clear_confirmed(client: AirflowClient, dag_id: str, run_id: str, targets: list[tuple[str, int]],
+                    attempts: int = 3) -> list[dict]:
+    """Clear ``targets`` with their downstream, then make sure the clear took: returns what was cleared.
+
+    Airflow resets a run's state on a clear only when the run has finished. A clear that lands
+    while the scheduler is deciding that a running run is finished (its earlier retry's last task
+    just ended) loses: the scheduler read the task states before the clear, marks the run success
+    or failed, and the cleared tasks stay without a state in a finished run, never scheduled. So
+    after the clear, a finished run with any cleared task still stateless gets those cleared again:
+    the run has finished now, so Airflow queues it again.
+    """
+    cleared = client.clear_task_instances(dag_id, run_id, list(targets), include_downstream=True, only_failed=False)
+    wanted = {_key(ti) for ti in cleared}
+    for _ in range(attempts):
+        if client.dag_run(dag_id, run_id)["state"] not in FINISHED_RUN_STATES:
+            return cleared
+        lost = sorted(_key(ti) for ti in client.task_instances(dag_id, run_id)
+                      if _key(ti) in wanted and ti["state"] is None)
+        if not lost:
+            return cleared  # finished after the cleared tasks ran again (a quick failure)
+        log.warning("%s run %s finished as the clear landed, leaving %s unscheduled: clearing them again",
+                    dag_id, run_id, ", ".join(f"{t}[{m}]" for t, m in lost))
+        client.clear_task_instances(dag_id, run_id, lost, include_downstream=False, only_failed=False)
+    raise RetryError(f"{dag_id} run {run_id} finished with cleared tasks left unscheduled after {attempts} clears; "
+                     f"clear them in the grid")
+
+
+@dataclass
+class RetryReport:
+    cleared: list[ClearedVideo] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # one line per video not retried, naming it
+
+
+def retry_videos(client: AirflowClient, ctx: Context, video_ids: Sequence[str]) -> RetryReport:
+    """Retry each video (``retry_through_airflow``); one that cannot be retried is reported and the
+    others go on. An AirflowApiError (unreachable, refused) stops the lot: it would recur."""
+    report = RetryReport()
+    for vid in video_ids:
+        try:
+            report.cleared.append(retry_through_airflow(client, ctx, vid))
+        except RetryError as exc:
+            report.problems.append(str(exc))
+    return report
 
 
 @dataclass

@@ -273,23 +273,36 @@ def _status_videos(ctx: Context, kp_ids: list[str] | None, status: str | None) -
 def _retry_through_airflow(ctx: Context, video_ids: list[str]) -> int:
     """Clear each video's failed task and its downstream in Airflow; the scheduler reruns them."""
     from textbook.airflow_api import AirflowApiError, AirflowClient
-    from textbook.airflow_ops import RetryError, retry_through_airflow
+    from textbook.airflow_ops import retry_videos
 
     client = AirflowClient.from_settings(ctx.settings)
-    problems = []
-    for vid in video_ids:
-        try:
-            done = retry_through_airflow(client, ctx, vid)
-        except RetryError as exc:
-            problems.append(str(exc))
-            continue
-        except AirflowApiError as exc:
-            raise CliError(f"{vid}: {exc}") from None
-        print(f"{vid}: cleared {done.task_id} and downstream in {done.dag_id} run {done.run_id} "
+    try:
+        report = retry_videos(client, ctx, video_ids)
+    except AirflowApiError as exc:
+        raise CliError(str(exc)) from None
+    for done in report.cleared:
+        print(f"{done.video_id}: cleared {done.task_id} and downstream in {done.dag_id} run {done.run_id} "
               f"({len(done.cleared)} task instances to run again)")
-    if problems:
-        raise CliError("; ".join(problems))
+    if report.problems:
+        raise CliError("; ".join(report.problems))
     return 0
+
+
+def _failed_selection(ctx: Context, args: argparse.Namespace) -> list[str]:
+    """``retry --failed``: the failed videos of the knowledge points and subjects named (or all),
+    of one failure category when ``--reason`` names it."""
+    from textbook import status as st
+    from textbook.failures import CATEGORIES
+
+    if args.video_id:
+        raise CliError("name videos or --failed, not both")
+    if args.reason and args.reason not in CATEGORIES:
+        raise CliError(f"--reason: unknown failure category {args.reason!r}; categories: {', '.join(CATEGORIES)}")
+    kp_ids = [kp.id for kp in _select(ctx, args)] if args.kp or args.subject else None
+    ids = [f.video_id for f in st.failed_videos(ctx, kp_ids, args.reason)]
+    if not ids:
+        raise CliError("no failed video matches" + (f" --reason {args.reason}" if args.reason else ""))
+    return ids
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
@@ -297,6 +310,12 @@ def cmd_retry(args: argparse.Namespace) -> int:
     from textbook.runner import StageBusy, StageFailed
 
     ctx = _context(args)
+    if args.failed:
+        args.video_id = _failed_selection(ctx, args)
+    elif not args.video_id:
+        raise CliError("name the videos to retry, or --failed")
+    elif args.kp or args.subject or args.reason:
+        raise CliError("--kp, --subject and --reason select with --failed only")
     if ctx.settings.airflow.api_url:
         return _retry_through_airflow(ctx, args.video_id)
     for vid in args.video_id:
@@ -486,7 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     retry = sub.add_parser("retry", help="run failed videos again from their failed stage (through Airflow's "
                                          "REST API when airflow.api_url is set, else in this process)")
-    retry.add_argument("video_id", nargs="+")
+    retry.add_argument("video_id", nargs="*")
+    retry.add_argument("--failed", action="store_true", help="every failed video (of --kp/--subject, of --reason)")
+    selection(retry)
+    retry.add_argument("--reason", help="with --failed: only this failure category (network, timeout, ...)")
     retry.set_defaults(fn=cmd_retry)
 
     backfill = _command(sub, "backfill", "trigger every knowledge-point DAG of a subject through Airflow's REST "
@@ -546,11 +568,12 @@ def _dash_ids(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]
     an option (``--video -x``) it is joined as ``--video=-x``; as a positional id of ``retry``
     argparse is told that options have ended."""
     value_options = {o for a in _actions(parser) if a.nargs != 0 for o in a.option_strings}
+    options = {o for a in _actions(parser) for o in a.option_strings}
     out: list[str] = []
     for tok in argv:
         if out and out[-1] in value_options and tok.startswith("-") and tok not in value_options:
             out[-1] = f"{out[-1]}={tok}"
-        elif "retry" in out and tok.startswith("-") and tok not in ("-h", "--help") and "--" not in out:
+        elif "retry" in out and tok.startswith("-") and tok.split("=", 1)[0] not in options and "--" not in out:
             out += ["--", tok]
         else:
             out.append(tok)

@@ -33,7 +33,7 @@ class ModelServer(ThreadingHTTPServer):
         self.gpu = threading.Lock()
         self.requests = 0
 
-    def run(self, step: str, video_ids: list[str]) -> list[dict[str, Any]]:
+    def run(self, step: str, video_ids: list[str], force_stage: str | None = None) -> list[dict[str, Any]]:
         """Run ``step`` on each video in turn; a failure is reported for its video, the rest go on."""
         from textbook.tasks import run_task
 
@@ -42,7 +42,8 @@ class ModelServer(ThreadingHTTPServer):
             self.requests += 1
             for vid in video_ids:
                 try:
-                    out.append({"ok": True, **asdict(run_task(step, vid, self.ctx, remote_ok=False))})
+                    out.append({"ok": True, **asdict(run_task(step, vid, self.ctx, remote_ok=False,
+                                                                  force_stage=force_stage))})
                 except StageFailed as exc:
                     out.append({"ok": False, "video_id": vid, "stage": exc.stage, "reason": exc.reason,
                                 "permanent": exc.permanent})
@@ -79,12 +80,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            step, video_ids = body["step"], list(body["video_ids"])
+            step, video_ids, force_stage = body["step"], list(body["video_ids"]), body.get("force_stage")
         except (ValueError, KeyError, TypeError) as exc:
             self._reply(400, {"error": f"bad request: {exc}"})
             return
         try:
-            self._reply(200, {"results": self.server.run(step, video_ids)})
+            self._reply(200, {"results": self.server.run(step, video_ids, force_stage)})
         except KeyError as exc:  # unknown step
             self._reply(400, {"error": str(exc)})
 
@@ -92,10 +93,12 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("model server: " + fmt, *args)
 
 
-def run_remote(url: str, step: str, video_id: str, timeout: float) -> dict[str, Any]:
+def run_remote(url: str, step: str, video_id: str, timeout: float,
+               force_stage: str | None = None) -> dict[str, Any]:
     """Ask the model server at ``url`` to run ``step`` on one video; StageFailed if it failed."""
-    req = urllib.request.Request(url.rstrip("/") + "/run", data=json.dumps({"step": step, "video_ids": [video_id]})
-                                 .encode(), headers={"Content-Type": "application/json"})
+    body = {"step": step, "video_ids": [video_id], "force_stage": force_stage}
+    req = urllib.request.Request(url.rstrip("/") + "/run", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             result = json.load(resp)["results"][0]

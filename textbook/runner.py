@@ -126,12 +126,12 @@ def time_limit(stage: Stage, ctx: Context) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def _claim(stage: Stage, video_id: str, ctx: Context, fp: str, wait: float) -> str | None:
+def _claim(stage: Stage, video_id: str, ctx: Context, fp: str, wait: float, force: bool = False) -> str | None:
     """A claim token, or None when the stage finished meanwhile (another worker did it). Waits up to
     ``wait`` seconds for a live holder; raises StageBusy after that."""
     token = uuid.uuid4().hex
     deadline = time.monotonic() + wait
-    while not ctx.db.claim(video_id, stage.name, fp, token, max_age=time_limit(stage, ctx)):
+    while not ctx.db.claim(video_id, stage.name, fp, token, max_age=time_limit(stage, ctx), force=force):
         if is_current(ctx.db.run(video_id, stage.name), stage, ctx):
             return None
         if time.monotonic() >= deadline:
@@ -165,8 +165,9 @@ def _heartbeat(ctx: Context, video_id: str, stage: str, token: str) -> Iterator[
         thread.join()
 
 
-def run_stage(stage: Stage, video_id: str, ctx: Context, wait: float = 0.0) -> Outcome:
-    """Run ``stage`` on the video unless it already finished under the current settings.
+def run_stage(stage: Stage, video_id: str, ctx: Context, wait: float = 0.0, force: bool = False) -> Outcome:
+    """Run ``stage`` on the video unless it already finished under the current settings (``force``:
+    run it all the same, e.g. after a model or tool the fingerprint does not see was fixed).
 
     ``wait``: seconds to wait while another live worker holds the stage (then its result is used).
     """
@@ -176,11 +177,11 @@ def run_stage(stage: Stage, video_id: str, ctx: Context, wait: float = 0.0) -> O
         raise StageFailed(video_id, stage.name, "unknown video: not found by any search", permanent=True)
     fp = fingerprint(stage, ctx)
     prior = db.run(video_id, stage.name)
-    if is_current(prior, stage, ctx):
+    if is_current(prior, stage, ctx) and not force:
         return Outcome(video_id, stage.name, "cached", _dropped(prior.result), prior.result)
 
     filtered = _upstream_filter(stage, ctx, video_id)
-    token = _claim(stage, video_id, ctx, fp, wait)
+    token = _claim(stage, video_id, ctx, fp, wait, force)
     if token is None:
         done = db.run(video_id, stage.name)
         return Outcome(video_id, stage.name, "cached", _dropped(done.result), done.result)

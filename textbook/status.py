@@ -27,7 +27,7 @@ VIDEO_GROUP = "video"
 
 
 def airflow_task(stage: str) -> str:
-    """The Airflow task that runs ``stage`` (``audio`` -> ``video.transcript``); "" for a stage
+    """The Airflow task that runs ``stage`` (``audio`` -> ``video.audio_transcript``); "" for a stage
     no task runs any more (a row left by an older pipeline)."""
     spec = next((t for t in TASK_PLAN if stage in t.stages), None)
     return f"{VIDEO_GROUP}.{spec.task_id}" if spec else ""
@@ -202,20 +202,35 @@ class FailedVideo:
     stage: str  # the failed stage ("" when the video failed outside a stage)
     task_id: str  # the Airflow task to clear ("" likewise)
     dag_ids: tuple[str, ...]
+    category: str = "error"  # textbook.failures.CATEGORIES: what bulk retries select by
 
 
-def failed_videos(ctx: Context, kp_ids: Iterable[str] | None = None) -> list[FailedVideo]:
-    """Failed videos (of some knowledge points, or all) with the stage, task and DAGs to clear."""
+def failed_videos(ctx: Context, kp_ids: Iterable[str] | None = None, category: str | None = None) -> list[FailedVideo]:
+    """Failed videos (of some knowledge points, or all; of one failure category, or any) with the
+    stage, task and DAGs to clear."""
     rows = ctx.db.videos(kp_ids=list(kp_ids) if kp_ids is not None else None, status="failed")
     ids = [row.video_id for row in rows]
     with ctx.db.session() as s:
-        stage_of = dict(s.execute(select(StageRun.video_id, StageRun.stage)
-                                  .where(StageRun.status == "failed", StageRun.video_id.in_(ids))).all())
+        failed = {vid: (stage, (result or {}).get("category", "error")) for vid, stage, result in s.execute(
+            select(StageRun.video_id, StageRun.stage, StageRun.result)
+            .where(StageRun.status == "failed", StageRun.video_id.in_(ids)))}
         links: dict[str, list[str]] = defaultdict(list)
         for vid, kp_id in s.execute(select(VideoKnowledgePoint.video_id, VideoKnowledgePoint.kp_id)
                                     .where(VideoKnowledgePoint.video_id.in_(ids))
                                     .order_by(VideoKnowledgePoint.kp_id)):
             links[vid].append(kp_id)
-    return [FailedVideo(row.video_id, row.reason or "", stage_of.get(row.video_id, ""),
-                        airflow_task(stage_of.get(row.video_id, "")),
-                        _dag_ids(ctx, links[row.video_id])) for row in rows]
+    out = []
+    for row in rows:
+        stage, cat = failed.get(row.video_id, ("", "error"))
+        if category is None or cat == category:
+            out.append(FailedVideo(row.video_id, row.reason or "", stage, airflow_task(stage),
+                                   _dag_ids(ctx, links[row.video_id]), cat))
+    return out
+
+
+def by_category(videos: Iterable[FailedVideo]) -> list[tuple[str, int]]:
+    """(category, how many), most common first: the bulk-retry choices."""
+    counts: dict[str, int] = defaultdict(int)
+    for v in videos:
+        counts[v.category] += 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

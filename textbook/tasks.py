@@ -32,40 +32,124 @@ def configure(settings: Settings) -> Context:
     return _CONTEXT
 
 
-def search(kp_id: str, limit: int | None = None, ctx: Context | None = None) -> list[str]:
+def search(kp_id: str, ctx: Context | None = None, options: "RunOptions | None" = None) -> list[str]:
     """Search a knowledge point; return the ids of the videos this knowledge point's DAG should
-    process: found first by it, and with work left."""
+    process: found first by it, and with work left (or, forcing a stage, all of them), at most
+    ``options.limit``. A dry run searches nothing: it logs what would run and returns none."""
     from textbook.collect import discover
     from textbook.pipeline import work_left
 
-    ctx = ctx or context()
-    discover(ctx.taxonomy.get(kp_id), ctx, limit)
+    options = options or RunOptions()
+    ctx = options.apply(ctx or context())
+    if options.dry_run:
+        for line in dry_run_plan(kp_id, ctx, options):
+            log.info("%s", line)
+        return []
+    discover(ctx.taxonomy.get(kp_id), ctx, options.limit)
     # Only videos this knowledge point found first: its DAG processes them, so two DAGs that found
     # the same video never race on it.
-    return work_left(kp_id, ctx)
+    ids = list(ctx.db.primary_videos_runs(kp_id)) if options.force_stage else work_left(kp_id, ctx)
+    ids = ids[: options.limit] if options.limit else ids
+    why = f"forcing {options.force_stage} on every video it found first" if options.force_stage else "with work left"
+    log.info("%s: %d videos to process (%s): %s", kp_id, len(ids), why, ", ".join(ids) or "none")
+    return ids
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One orchestrator task: a few consecutive stages that belong on the same kind of worker."""
+    """One orchestrator task: a few consecutive stages that belong on the same kind of worker.
 
-    task_id: str
+    Its id is its stages' names joined (``audio_transcript``), so the library, the DAG, the
+    plugin, the CLI and the docs all say which stages a task runs."""
+
     stages: tuple[str, ...]
     queue: str = "default"  # "gpu" for stages that run a model
     network: bool = False  # talks to the outside world: retried with backoff
+
+    @property
+    def task_id(self) -> str:
+        return "_".join(self.stages)
 
 
 # The per-video chain as orchestrators run it. tests/test_tasks.py checks it covers the pipeline's
 # stages in order and agrees with each stage's model/network flags.
 TASK_PLAN: tuple[TaskSpec, ...] = (
-    TaskSpec("download", ("download",), network=True),
-    TaskSpec("transcript", ("audio", "transcript"), queue="gpu"),
-    TaskSpec("filters", ("filters", "refine"), queue="gpu", network=True),
-    TaskSpec("clips", ("clips",)),
-    TaskSpec("keyframes", ("keyframes",)),
-    TaskSpec("ocr", ("ocr",)),
-    TaskSpec("clip_filter", ("visual_filter",), queue="gpu"),
+    TaskSpec(("download",), network=True),
+    TaskSpec(("audio", "transcript"), queue="gpu"),
+    TaskSpec(("filters", "refine"), queue="gpu", network=True),
+    TaskSpec(("clips",)),
+    TaskSpec(("keyframes",)),
+    TaskSpec(("ocr",)),
+    TaskSpec(("visual_filter",), queue="gpu"),
 )
+STAGE_NAMES = tuple(s for t in TASK_PLAN for s in t.stages)  # the pipeline's, without importing its stages
+SOURCES = ("youtube", "urls", "local")  # search.source's choices
+
+
+class RunOptionError(ValueError):
+    """A run option (a DAG param) out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one run of a knowledge point may change (the DAG's params): at most ``limit`` videos,
+    another source (``source_path``: its URLs file or folder), plan only (``dry_run``), or run
+    ``force_stage`` again on every video although it finished."""
+
+    limit: int | None = None
+    source: str | None = None
+    source_path: str | None = None
+    dry_run: bool = False
+    force_stage: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
+                                       or self.limit < 1):
+            raise RunOptionError(f"limit: expected a whole number of videos of at least 1, got {self.limit!r}")
+        if self.source is not None and self.source not in SOURCES:
+            raise RunOptionError(f"source: expected one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.source_path and self.source not in ("urls", "local"):
+            raise RunOptionError(f"source_path: only for source urls (a URLs file) or local (a folder), "
+                                 f"not {self.source!r}")
+        if self.force_stage is not None and self.force_stage not in STAGE_NAMES:
+            raise RunOptionError(f"force_stage: expected one of {', '.join(STAGE_NAMES)}, "
+                                 f"got {self.force_stage!r}")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "RunOptions":
+        """From a DAG run's params (unknown keys, such as Airflow's own, are ignored)."""
+        return cls(**{k: params[k] for k in cls.__dataclass_fields__ if params.get(k) is not None})
+
+    def apply(self, ctx: Context) -> Context:
+        """``ctx`` searching the overriding source (the same database and store)."""
+        if not self.source:
+            return ctx
+        search: dict[str, Any] = {"source": self.source}
+        if self.source_path:
+            search["urls_file" if self.source == "urls" else "local_dir"] = self.source_path
+        return Context(ctx.settings.replace(search=search), ctx.store, ctx.db)
+
+
+def dry_run_plan(kp_id: str, ctx: Context, options: RunOptions) -> list[str]:
+    """What a run would do, from the state database alone (no search, no stage): per video it knows,
+    the tasks and stages that would run."""
+    from textbook.pipeline import STAGES, work_left
+    from textbook.runner import is_current
+
+    source = ctx.settings.search
+    where = {"urls": source.urls_file, "local": source.local_dir}.get(source.source, source.url_template)
+    lines = [f"dry run of {kp_id}: nothing is searched or run; a real run would search {source.source} "
+             f"({where}) for at most {options.limit or source.max_results} videos"]
+    videos = ctx.db.primary_videos_runs(kp_id)
+    ids = list(videos) if options.force_stage else work_left(kp_id, ctx)
+    ids = ids[: options.limit] if options.limit else ids
+    for vid in ids:
+        runs = {r.stage: r for r in videos[vid][1]}
+        todo = [s.name for s in STAGES if s.name == options.force_stage or not is_current(runs.get(s.name), s, ctx)]
+        tasks = [t.task_id for t in TASK_PLAN if set(t.stages) & set(todo)]
+        lines.append(f"would run {vid}: tasks {', '.join(tasks)} (stages {', '.join(todo)})")
+    lines.append(f"{len(ids)} of the {len(videos)} known videos would run (new ones the search finds come on top)")
+    return lines
 
 
 @dataclass
@@ -81,8 +165,9 @@ class TaskOutcome:
         return bool(self.reason)
 
 
-def run_stage(stage_name: str, video_id: str, ctx: Context | None = None) -> TaskOutcome:
-    """Run one stage on one video (raises StageFailed with the recorded reason)."""
+def run_stage(stage_name: str, video_id: str, ctx: Context | None = None, *, force: bool = False) -> TaskOutcome:
+    """Run one stage on one video (raises StageFailed with the recorded reason); ``force``: again,
+    although it finished under the current settings."""
     from textbook.pipeline import STAGES, complete_video, stage_by_name
     from textbook.runner import run_stage as _run
     from textbook.runner import time_limit
@@ -90,9 +175,9 @@ def run_stage(stage_name: str, video_id: str, ctx: Context | None = None) -> Tas
     ctx = ctx or context()
     stage = stage_by_name(stage_name)
     # A live holder (another run on the same video) is waited for, never skipped: its result is ours.
-    out = _run(stage, video_id, ctx, wait=time_limit(stage, ctx).total_seconds())
+    out = _run(stage, video_id, ctx, wait=time_limit(stage, ctx).total_seconds(), force=force)
     log.info("%s: %s %s", video_id, stage_name, _describe(out, ctx))
-    if stage is STAGES[-1] or out.reason:
+    if stage is STAGES[-1] or out.reason or force:
         log.info("%s: %s", video_id, complete_video(video_id, ctx))
     return TaskOutcome(video_id, stage_name, out.status, out.reason)
 
@@ -111,8 +196,10 @@ def _describe(out: Any, ctx: Context) -> str:
     return f"done{took}: {facts or 'no counts'}{verdict}"
 
 
-def run_task(task_id: str, video_id: str, ctx: Context | None = None, *, remote_ok: bool = True) -> TaskOutcome:
-    """Run a task's stages in order; stops early when the video is dropped.
+def run_task(task_id: str, video_id: str, ctx: Context | None = None, *, remote_ok: bool = True,
+             force_stage: str | None = None) -> TaskOutcome:
+    """Run a task's stages in order; stops early when the video is dropped. ``force_stage`` (one
+    of its stages) runs again although it finished.
 
     On a GPU worker (``workers.model_server_url`` set) model tasks go to the model server, which
     keeps its models loaded across tasks; ``remote_ok=False`` is how the server itself calls in.
@@ -125,10 +212,11 @@ def run_task(task_id: str, video_id: str, ctx: Context | None = None, *, remote_
     if remote_ok and workers.model_server_url and spec.queue == "gpu":
         from textbook.model_server import run_remote
 
-        return TaskOutcome(**run_remote(workers.model_server_url, task_id, video_id, workers.model_server_timeout))
+        return TaskOutcome(**run_remote(workers.model_server_url, task_id, video_id, workers.model_server_timeout,
+                                        force_stage))
     out = TaskOutcome(video_id, task_id, "cached", "")
     for name in spec.stages:
-        out = run_stage(name, video_id, ctx)
+        out = run_stage(name, video_id, ctx, force=name == force_stage)
         if out.stops_chain:
             break
     return out

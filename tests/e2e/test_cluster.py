@@ -98,7 +98,7 @@ def test_every_recorded_artifact_is_in_s3_with_its_checksum(cluster_run):
 
 def test_model_stages_ran_in_the_model_server_each_model_loaded_once(cluster_run):
     stats = json.load(urllib.request.urlopen(f"{cluster_run['cluster'].model_server_url}/stats"))
-    assert stats["requests"] >= 3 * 4  # transcript, filters, clip_filter for each kept lecture
+    assert stats["requests"] >= 3 * 4  # audio_transcript, filters_refine, visual_filter for each kept lecture
     assert stats["backend_builds"] and set(stats["backend_builds"].values()) == {1}
 
 

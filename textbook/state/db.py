@@ -277,10 +277,10 @@ class StateDB:
 
     @retried
     def claim(self, video_id: str, stage: str, config_hash: str, token: str,
-              max_age: timedelta | None = None) -> bool:
+              max_age: timedelta | None = None, force: bool = False) -> bool:
         """Mark (video, stage) running for this process under ``token``. False while another live
-        worker holds it, or once it finished under ``config_hash``; a claim whose owner is gone (or
-        past ``max_age``) is taken over.
+        worker holds it, or once it finished under ``config_hash`` (unless ``force``); a claim whose
+        owner is gone (or past ``max_age``) is taken over.
 
         Compare-and-set on the claim token, so two workers racing for the same run cannot both win,
         on SQLite and on Postgres alike; a retry of a claim that did commit finds its own token.
@@ -295,7 +295,7 @@ class StateDB:
             row = s.scalars(select(StageRun).where(StageRun.video_id == video_id, StageRun.stage == stage)).one()
             if row.claim_token == token and row.status == "running":
                 return True
-            if row.status in ("done", "skipped") and row.config_hash == config_hash:
+            if row.status in ("done", "skipped") and row.config_hash == config_hash and not force:
                 return False  # another worker finished it since the caller looked: its result stands
             if row.status == "running" and not self.stale_reason(row, max_age):
                 return False
