@@ -21,7 +21,7 @@ from state_helpers import finish_stage
 from textbook.export import export_dataset
 from textbook.records import Verdict
 from textbook.report import ReportInputError, write_report
-from textbook.report.data import load_dataset
+from textbook.report.data import load_dataset, shown_videos
 from textbook.report.dedup import MAX_DISTANCE, audit, dhash
 from textbook.report.plots import Plot, draw, plots
 
@@ -432,3 +432,37 @@ def test_the_duplicate_audit_is_on_the_report(dataset):
     dupes = _page(dataset, "duplicates.html")
     assert "Within one video: 9 pair(s), 100% of the images" in dupes.all_text
     assert "Across videos: 12 pair(s), 100% of the images" in dupes.all_text
+
+
+def test_a_large_corpus_gets_pages_for_a_fixed_sample_and_counts_for_all(tmp_path):
+    ctx = _world(tmp_path)
+    for n in range(4):
+        add_done_video(ctx, f"more{n}", "math-1", [ClipSpec(0.0, 12.0, f"extra lesson {n}", keyframes=1)])
+    root = export_dataset(ctx).root
+    write_report(root, max_videos=3)
+    pages = sorted(p.name for p in (root / "report" / "videos").iterdir())
+    assert len(pages) == 3 and pages == sorted(f"{v}.html" for v in shown_videos(
+        [json.loads(line)["video_id"] for line in (root / "videos.jsonl").read_text().splitlines()], 3))
+    page = _page(root, "index.html")
+    assert page.row("found by search") == ["found by search", "9"]  # the funnel counts every video
+    index = page.all_text
+    assert "listed: above export.report_max_videos videos the report shows a fixed sample of 3" in index
+    _assert_links_resolve(root)  # no link to a page that was not written
+
+
+def test_banded_near_duplicate_search_finds_what_comparing_every_pair_finds():
+    import random
+
+    from textbook.report.dedup import _near
+
+    rng = random.Random(7)
+    hashes = [rng.getrandbits(64) for _ in range(300)]
+    for h in hashes[:60]:  # near copies, 1 to 5 bits flipped
+        flipped = h
+        for bit in rng.sample(range(64), rng.randint(1, 5)):
+            flipped ^= 1 << bit
+        hashes.append(flipped)
+    hashes = sorted(set(hashes))
+    brute = {(i, j) for i in range(len(hashes)) for j in range(i + 1, len(hashes))
+             if (hashes[i] ^ hashes[j]).bit_count() <= MAX_DISTANCE}
+    assert {(i, j) for i, j, _ in _near(hashes)} == brute and len(brute) >= 40

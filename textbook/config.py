@@ -236,6 +236,9 @@ class ExportSettings:
     m4: bool = knob(True)
     m4_placement: str = knob("mixed", choices=("interleaved", "in_front", "mixed"))
     m4_mixed_ratio: float = knob(0.5, ge=0, le=1)  # share of in-front records when mixed
+    # The HTML report gives pages (and its duplicate audit) to at most this many videos, a fixed
+    # sample above it; its funnel and statistics always count every video.
+    report_max_videos: int = knob(500, ge=1, operational=True)
     # Publishing guard: an export that would drop more than this share of the videos the previous
     # export shipped (and that were not deliberately removed) is refused unless forced. 0: any.
     max_lost_share: float = knob(0.0, ge=0, le=1)

@@ -252,10 +252,10 @@ def pack(kp_id: str, ctx: Context | None = None) -> dict[str, Any]:
             "changed": summary.changed}
 
 
-def _published(summary: Any) -> dict[str, Any]:
+def _published(summary: Any, ctx: Context) -> dict[str, Any]:
     from textbook.report import write_report
 
-    report = write_report(summary.root)
+    report = write_report(summary.root, ctx.settings.export.report_max_videos)
     return {"root": str(summary.root), "report": str(report), "samples": summary.samples,
             "images": summary.images, "videos": summary.videos, "changed": bool(summary.changed)}
 
@@ -267,7 +267,7 @@ def compact(ctx: Context | None = None, *, force: bool = False) -> dict[str, Any
     from textbook.export import compact as compact_corpus
 
     ctx = ctx or context()
-    return _published(compact_corpus(ctx, force=force))
+    return _published(compact_corpus(ctx, force=force), ctx)
 
 
 def export(kp_ids: list[str] | None = None, ctx: Context | None = None, *, force: bool = False) -> dict[str, Any]:
@@ -275,4 +275,4 @@ def export(kp_ids: list[str] | None = None, ctx: Context | None = None, *, force
     from textbook.export import export_dataset
 
     ctx = ctx or context()
-    return _published(export_dataset(ctx, kp_ids, force=force))
+    return _published(export_dataset(ctx, kp_ids, force=force), ctx)

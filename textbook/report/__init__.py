@@ -48,21 +48,26 @@ def _build(data: Dataset, out: Path) -> None:
     (out / DUPLICATES_PAGE).write_text(duplicates_page(dupes), encoding="utf-8")
     (out / "videos").mkdir()
     for video in data.videos:
-        (out / video_page_path(video["video_id"])).write_text(video_page(data, video, existing), encoding="utf-8")
+        if video["video_id"] in data.shown:
+            (out / video_page_path(video["video_id"])).write_text(video_page(data, video, existing), encoding="utf-8")
     (out / "samples").mkdir()
     browsed = [s for s in data.samples if s.images or s.texts]
     for sample in browsed:
         (out / sample_page_path(sample.index)).write_text(sample_page(data, sample, browsed), encoding="utf-8")
 
 
-def write_report(dataset_root: Path) -> Path:
+def write_report(dataset_root: Path, max_videos: int = 500) -> Path:
     """Write ``<dataset_root>/report/`` from the exported files; returns the path of its index.html.
+
+    Above ``max_videos`` videos, pages, clips, keyframes and the duplicate audit cover a fixed
+    sample of that many (the funnel, statistics and costs still count every video), so a report
+    of a corpus costs what a report of its sample costs.
 
     The folder is built beside the old one and swapped in, so a reader never sees half a report
     and pages of videos no longer in the dataset do not linger.
     """
     root = Path(dataset_root)
-    data = load_dataset(root)
+    data = load_dataset(root, max_videos)
     target = root / REPORT_FOLDER
     build = Path(tempfile.mkdtemp(dir=root, prefix=".report-"))
     old = root / f"{build.name}-old"

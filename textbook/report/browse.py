@@ -45,7 +45,7 @@ def sample_page(data: Dataset, sample: SampleRow, browsed: list[SampleRow]) -> s
     if at + 1 < len(browsed):
         nav.append(f"<a href=\"{url('../' + sample_page_path(browsed[at + 1].index))}\">next sample</a>")
     videos = ", ".join(f"<a href=\"{url('../' + video_page_path(v))}\"><code>{escape(v)}</code></a>"
-                       for v in sample.video_ids)
+                       if v in data.shown else f"<code>{escape(v)}</code>" for v in sample.video_ids)
     body = (f"<nav>{' · '.join(nav)}</nav>\n<h1>Sample #{sample.index}</h1>\n"
             f"<p>From <code>{escape(sample.shard)}</code>: {len(sample.images)} positions, "
             f"{sample.image_num} image(s), {sample.text_num} transcript tokens, {sample.token_num} tokens in all "
@@ -87,10 +87,11 @@ def duplicates_page(dupes: Audit) -> str:
               "Closest pairs first.</p>\n")]
     for across, title in ((False, "Within one video"), (True, "Across videos")):
         pairs = [p for p in dupes.pairs if p.across == across]
-        parts.append(f"<h2>{title}: {len(pairs)} pair(s), {dupes.share(across):.0%} of the images</h2>\n")
+        count = dupes.pair_count(across)
+        parts.append(f"<h2>{title}: {count} pair(s), {dupes.share(across):.0%} of the images</h2>\n")
         parts.extend(_pair(p.a, p.b, p.distance) for p in pairs[:EXAMPLE_PAIRS])
-        if not pairs:
+        if not count:
             parts.append("<p>None.</p>\n")
-        elif len(pairs) > EXAMPLE_PAIRS:
-            parts.append(f"<p class=\"muted\">{len(pairs) - EXAMPLE_PAIRS} more pair(s) not shown.</p>\n")
+        elif count > EXAMPLE_PAIRS:
+            parts.append(f"<p class=\"muted\">{count - min(len(pairs), EXAMPLE_PAIRS)} more pair(s) not shown.</p>\n")
     return page("Near-duplicate images", "".join(parts))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
@@ -56,25 +58,41 @@ class Dataset:
     clips: dict[str, list[dict[str, Any]]]  # video id -> its clip-view records in time order
     samples: list[SampleRow]
     config: dict[str, Any] = field(default_factory=dict)  # the card's "Configuration": settings the videos had
+    # The videos the report gives pages (and clips, keyframes and duplicate checks) to: all of them,
+    # or, above ``load_dataset``'s ``max_videos``, a fixed sample; the funnel and statistics count all.
+    shown: frozenset[str] = frozenset()
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.shown) < len(self.videos)
+
+    @cached_property
+    def _by_video(self) -> dict[str, list[SampleRow]]:
+        out: dict[str, list[SampleRow]] = {}
+        for sample in self.samples:
+            for vid in sample.video_ids:
+                out.setdefault(vid, []).append(sample)
+        return out
 
     def samples_of(self, video_id: str) -> list[SampleRow]:
-        return [s for s in self.samples if video_id in s.video_ids]
+        return self._by_video.get(video_id, [])
 
 
 def _lines(root: Path, path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(``file:line`` for error messages, JSON object) for each non-empty line."""
     rel = path.relative_to(root).as_posix()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{rel}:{number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ReportInputError(f"{where}: not valid JSON ({exc})") from None
-        if not isinstance(obj, dict):
-            raise ReportInputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        yield where, obj
+    with open(path, encoding="utf-8") as fh:  # line by line: a corpus's videos.jsonl is large
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{rel}:{number}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ReportInputError(f"{where}: not valid JSON ({exc})") from None
+            if not isinstance(obj, dict):
+                raise ReportInputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+            yield where, obj
 
 
 def _require(obj: dict[str, Any], fields: tuple[str, ...], where: str) -> None:
@@ -121,7 +139,7 @@ def _read_videos(root: Path) -> list[dict[str, Any]]:
     return videos
 
 
-def _read_clips(root: Path) -> dict[str, list[dict[str, Any]]]:
+def _read_clips(root: Path, shown: frozenset[str]) -> dict[str, list[dict[str, Any]]]:
     clips: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(root.glob(CLIPS_GLOB)):
         for where, sample in _lines(root, path):
@@ -134,9 +152,11 @@ def _read_clips(root: Path) -> dict[str, list[dict[str, Any]]]:
                 at = f"{where} conversations[{n}]"
                 _require(clip, ("vid", *CLIP_FIELDS), at)
                 vid = _video_id(clip["vid"], at)
+                if vid not in shown:
+                    continue
                 record = dict(clip)
-                shown = clip["keyframe_ssim"] + clip.get("keyframe_ssim_dropped", [])  # the page shows dropped ones too
-                record["keyframe_ssim"] = [dataset_path(p, at) for p in shown]
+                keyframes = clip["keyframe_ssim"] + clip.get("keyframe_ssim_dropped", [])  # dropped ones shown too
+                record["keyframe_ssim"] = [dataset_path(p, at) for p in keyframes]
                 clips.setdefault(vid, []).append(record)
     for records in clips.values():
         records.sort(key=lambda c: (c["clip_start"], c["clip_end"]))
@@ -177,9 +197,20 @@ def read_card_config(root: Path) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def load_dataset(root: Path) -> Dataset:
+def shown_videos(video_ids: list[str], max_videos: int) -> frozenset[str]:
+    """Every video, or ``max_videos`` of them chosen by a hash of their ids: the same ones each
+    time, and a video once chosen stays chosen as the corpus grows only if its hash stays low."""
+    if len(video_ids) <= max_videos:
+        return frozenset(video_ids)
+    return frozenset(sorted(video_ids, key=lambda v: hashlib.sha256(v.encode()).digest())[:max_videos])
+
+
+def load_dataset(root: Path, max_videos: int = 500) -> Dataset:
+    """The dataset's files; clips only of the videos the report shows (``shown_videos``)."""
     root = Path(root)
     if not root.is_dir():
         raise ReportInputError(f"{root}: not a folder")
-    return Dataset(root=root, videos=_read_videos(root), clips=_read_clips(root), samples=_read_samples(root),
-                   config=read_card_config(root))
+    videos = _read_videos(root)
+    shown = shown_videos([v["video_id"] for v in videos], max_videos)
+    return Dataset(root=root, videos=videos, clips=_read_clips(root, shown), samples=_read_samples(root),
+                   config=read_card_config(root), shown=shown)

@@ -141,13 +141,23 @@ def _video_link(video: dict[str, Any], text: str) -> str:
     return f"<a href=\"{url(video_page_path(video['video_id']))}\">{text}</a>"
 
 
+def sampled_note(data: Dataset, listed: int, of: int) -> str:
+    """Says that a table lists only the report's sample of a large corpus."""
+    if listed == of:
+        return ""
+    return (f"<p class=\"muted\">{listed} of {of} listed: above export.report_max_videos videos the report shows a "
+            f"fixed sample of {len(data.shown)}; the funnel and statistics count every video.</p>\n")
+
+
 def _not_kept(data: Dataset) -> str:
-    rest = [o for o in (outcome(v) for v in data.videos) if o is not None]
-    if not rest:
+    everyone = [o for o in (outcome(v) for v in data.videos) if o is not None]
+    rest = [o for o in everyone if o.video["video_id"] in data.shown]
+    if not everyone:
         return "<p>Every video found was kept.</p>\n"
     rows = [(_video_link(o.video, f"<code>{escape(o.video['video_id'])}</code>"), escape(o.video.get("title") or ""),
              escape(o.outcome), escape(o.reason), escape(failed_verdicts(o.video, data.config))) for o in rest]
     out = table(["Video", "Title", "Outcome", "Reason", "Failed filters: reason [score (threshold)]"], rows, raw=True)
+    out += sampled_note(data, len(rest), len(everyone))
     groups = failure_groups(data)
     if groups:
         out += "<h3>Failures by category</h3>\n" + table(["Category", "Videos", "What usually helps"], groups)
@@ -155,8 +165,9 @@ def _not_kept(data: Dataset) -> str:
 
 
 def _kept(data: Dataset) -> str:
-    exported = [v for v in data.videos if v["exported"]]
-    if not exported:
+    everyone = [v for v in data.videos if v["exported"]]
+    exported = [v for v in everyone if v["video_id"] in data.shown]
+    if not everyone:
         return "<p>No video is in the samples.</p>\n"
     per_image = image_tokens(data)
     rows = []
@@ -172,6 +183,7 @@ def _kept(data: Dataset) -> str:
     return (table(["Title", "Video", "Knowledge point", "Duration", "Clips", "Keyframes in samples (of SSIM-kept)",
                    "Transcript tokens", "OCR tokens", "Image tokens (images × per image)",
                    "Sample tokens (transcript + images)"], rows, raw=True)
+            + sampled_note(data, len(exported), len(everyone))
             + "<p class=\"muted\">Sample tokens are what the video costs in the packed samples' <code>token_num</code>: "
               "its transcript tokens plus each image at the export's tokens per image (the End-of-Video marker "
               "adds a few). OCR tokens travel in <code>text_ocr_list</code> only and are not in that budget. "
@@ -222,7 +234,7 @@ def _samples(data: Dataset) -> str:
 
 
 def _duplicates(dupes: Audit) -> str:
-    within, across = (sum(p.across == a for p in dupes.pairs) for a in (False, True))
+    within, across = dupes.pair_count(False), dupes.pair_count(True)
     return (f"<p>{dupes.images} image(s) hashed: {within} near-duplicate pair(s) within a video "
             f"({dupes.share(False):.0%} of the images have one), {across} across videos "
             f"({dupes.share(True):.0%}). <a href=\"{DUPLICATES_PAGE}\">Example pairs</a>.</p>\n")
