@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from export_helpers import (ClipSpec, add_done_video, add_filtered_video, add_knowledge_point, make_context,
                             register, snapshot, with_export)
+from textbook.artifacts import find_key
 from textbook.context import Context
 from textbook.export import compact, export_dataset, pack_knowledge_point, validate_dataset
 from textbook.records import Verdict
@@ -96,3 +97,22 @@ def test_a_part_lost_from_the_store_is_packed_again(tmp_path):
     key = ctx.db.part_key("a1")
     ctx.store.delete(key)
     assert snapshot(compact(ctx).root) == before and ctx.store.exists(ctx.db.part_key("a1"))
+
+
+def test_keyframes_are_hard_links_into_the_store_or_copies_where_links_fail(tmp_path, monkeypatch):
+    import os
+
+    ctx = _world(tmp_path)
+    root = compact(ctx).root
+    shipped = root / "images" / "a1" / "a1@0.0_15.0#1.jpg"
+    stored = ctx.store.path(find_key(ctx.db.run("a1", "keyframes").artifacts, "a1@0.0_15.0#1.jpg"))
+    assert os.path.samefile(shipped, stored)  # no bytes copied
+    linked = snapshot(root)
+
+    def no_links(*_args, **_kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    copied = export_dataset(with_export(ctx, root=str(tmp_path / "copied"))).root
+    assert not os.path.samefile(copied / "images" / "a1" / "a1@0.0_15.0#1.jpg", stored)
+    assert snapshot(copied) == linked

@@ -42,6 +42,19 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
+def _linked(src: Path, target: Path) -> bool:
+    """Hard-link ``src`` at ``target`` (replacing what is there atomically); False where the
+    filesystem cannot (another device, no hard links)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    try:
+        os.link(src, tmp)
+    except OSError:
+        return False
+    os.replace(tmp, target)
+    return True
+
+
 class DatasetWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -98,13 +111,20 @@ class DatasetWriter:
         return self.write_with(rel, fill)
 
     def copy_artifact(self, store: ArtifactStore, key: str, rel: str) -> Path:
-        """Copy a store artifact into the dataset (skipped when the same bytes are already there)."""
+        """Put a store artifact into the dataset, skipped when the same bytes are already there.
+
+        A hard link where the store's file is on the same filesystem: artifacts under a
+        fingerprint never change in place, and a corpus has millions of keyframes, which copying
+        and syncing one by one would take hours. A copy, renamed into place, anywhere else.
+        """
         target = self.path(rel)
         self.written.add(rel)
         with store.local_path(key) as src:
-            if not (target.is_file() and filecmp.cmp(src, target, shallow=False)):
+            if target.is_file() and (os.path.samefile(src, target) or filecmp.cmp(src, target, shallow=False)):
+                return target
+            if not _linked(src, target):
                 self._atomic(rel, lambda tmp: shutil.copyfile(src, tmp))
-                self.changed.append(rel)
+            self.changed.append(rel)
         return target
 
     def copy_video_files(self, store: ArtifactStore, video_id: str, files: Iterable[tuple[str, str]]) -> int:
