@@ -9,8 +9,8 @@ corpus, then time each of these in a fresh process, printing the wall and CPU ti
 - the search task's "work left" check for one knowledge point (``pipeline.work_left``);
 - one knowledge point's nightly pack, and a full compaction: ``textbook.export.pack_knowledge_point``
   and ``compact`` where they exist, else ``export_dataset(ctx, [kp])`` and ``export_dataset(ctx)``,
-  labelled so. A full ``export_dataset`` copies every keyframe (about 70 s per 1K videos on 2
-  cores), so it runs only up to ``--export-max`` videos.
+  labelled so. A full ``export_dataset`` copies every keyframe (about 60 CPU-s and 0.35 GB of RSS
+  per 1K videos), so it runs only up to ``--export-max`` videos.
 
 Then, once (it does not depend on the videos), the parse of a 4,000-knowledge-point DAG folder.
 The peak RSS comes from ``getrusage(RUSAGE_CHILDREN)`` in a small launcher process, so the big
@@ -207,8 +207,8 @@ def run_tier(videos: int, args: argparse.Namespace, work: Path) -> None:
     for kind in kinds:
         print(_row(kind, measure(kind, data, taxonomy)), flush=True)
     if "compact" not in kinds:
-        print(f"  {'compact':<14} skipped: export_dataset(ctx) copies every keyframe (about 70 s per 1K videos "
-              f"on 2 cores); --export-max {videos} runs it")
+        print(f"  {'compact':<14} skipped: export_dataset(ctx) copies every keyframe (about 60 CPU-s and 0.35 GB "
+              f"of RSS per 1K videos); --export-max {videos} runs it")
 
 
 def main() -> None:
