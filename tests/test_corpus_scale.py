@@ -1,5 +1,6 @@
 """The simulated paper-scale corpus (bench/corpus_sim.py) at its 1K tier: it is what the exporter
-reads, and the progress queries stay aggregate as videos grow (so 75K videos cost what 1K do)."""
+reads (a real export loads every video through ``export.videos.load_videos`` and validates), and
+the progress queries stay aggregate as videos grow (so 75K videos cost what 1K do)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from corpus_sim import Scale, context, generate, write_taxonomy  # noqa: E402
 from textbook import cli  # noqa: E402
 from textbook import status as st  # noqa: E402
 from textbook.export import export_dataset, validate_dataset  # noqa: E402
-from textbook.export.videos import load_videos  # noqa: E402
 from textbook.pipeline import work_left  # noqa: E402
 
 SUBJECT = "subject00"
@@ -34,27 +34,26 @@ def taxonomy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def corpora(tmp_path_factory: pytest.TempPathFactory, taxonomy: Path) -> dict[int, Path]:
+def corpora(tmp_path_factory: pytest.TempPathFactory, taxonomy: Path) -> dict[int, tuple[Path, dict]]:
     out = {}
     for videos in (200, 1000):
         data = tmp_path_factory.mktemp(f"corpus{videos}")
         made = generate(data, taxonomy, Scale(videos, **LIGHT))
         assert made["by_status"] == {"done": videos, "filtered": videos // 10, "failed": videos * 3 // 100,
                                      "new": videos // 50}
-        out[videos] = data
+        out[videos] = data, made
     return out
 
 
 def test_the_simulated_corpus_exports_and_validates(corpora, taxonomy):
-    ctx = context(corpora[1000], taxonomy)
-    entries = load_videos(ctx)
-    assert [e.export_error for e in entries if e.export_error] == []
-    assert sum(e.clips is not None for e in entries) == 1000
+    data, made = corpora[1000]
+    ctx = context(data, taxonomy)
     summary = export_dataset(ctx)
-    assert summary.videos == 1000 and summary.records == 1150
-    assert summary.images == sum(len(c.frames) for e in entries for c in e.clips or [])
+    assert summary.videos == 1000 and summary.records == 1150  # every finished video exported, none in error
+    assert summary.images == made["keyframes"]
     assert validate_dataset(summary.root) == []
-    assert work_left(entries[0].knowledge_point.id, ctx) == []  # finished under today's settings
+    first_kp = ctx.taxonomy.knowledge_points[0].id  # video 0's: finished under today's settings
+    assert work_left(first_kp, ctx) == []
 
 
 def _statements(fn) -> int:  # noqa: ANN001
@@ -94,6 +93,6 @@ def test_progress_queries_do_not_grow_with_the_videos(corpora, taxonomy, monkeyp
                 "subject page": _statements(lambda: st.kp_progress(ctx, kps)),
                 "work left": _statements(lambda: work_left(kp, ctx))}
 
-    small, large = queries(corpora[200]), queries(corpora[1000])
+    small, large = queries(corpora[200][0]), queries(corpora[1000][0])
     assert large == small
     assert max(large.values()) <= 5
