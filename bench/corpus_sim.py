@@ -41,8 +41,9 @@ SHAPES = 16
 LINKS_PER_JPEG = 60_000
 BATCH = 2_000
 T0 = datetime(2026, 1, 1, 2, 0, 0, 1)
-WORDS = ("the derivative of a function measures how fast it changes when its input moves a little so the "
-         "slope of the tangent line at each point tells us the rate and we write it as a limit of ratios").split()
+SENTENCE = ("the derivative of a function measures how fast it changes when its input moves a little so the "
+            "slope of the tangent line at each point tells us the rate and we write it as a limit of ratios")
+WORDS = tuple(SENTENCE.split())
 SECONDS_PER_VIDEO_HOUR = {"download": 40.0, "audio": 6.0, "transcript": 180.0, "filters": 8.0, "refine": 1.0,
                           "clips": 0.5, "keyframes": 300.0, "ocr": 240.0, "visual_filter": 60.0}
 

@@ -14,12 +14,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from corpus_sim import Scale, context, generate, write_taxonomy  # noqa: E402
+from corpus_sim import Scale, context, generate, write_taxonomy
 
-from textbook import cli  # noqa: E402
-from textbook import status as st  # noqa: E402
-from textbook.export import export_dataset, validate_dataset  # noqa: E402
-from textbook.pipeline import work_left  # noqa: E402
+from textbook import cli
+from textbook import status as st
+from textbook.export import export_dataset, validate_dataset
+from textbook.pipeline import work_left
 
 SUBJECT = "subject00"
 # Few keyframes and words a video: the export's cost grows with them, the shape of the data does not.
@@ -56,10 +56,10 @@ def test_the_simulated_corpus_exports_and_validates(corpora, taxonomy):
     assert work_left(first_kp, ctx) == []
 
 
-def _statements(fn) -> int:  # noqa: ANN001
+def _statements(fn) -> int:
     seen = []
 
-    def count(*_args) -> None:  # noqa: ANN002
+    def count(*_args) -> None:
         seen.append(1)
 
     event.listen(Engine, "before_cursor_execute", count)
