@@ -97,8 +97,10 @@ def file_of(dags: Path, kp_id: str) -> Path:
 
 def measure(dags: Path, taxonomy: Path, extra_env: dict[str, str] | None = None, per_file: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-airflow-") as home:
+        # Bytecode written and reused, as in a deployment (the image's pip install compiles the
+        # package): with PYTHONDONTWRITEBYTECODE every forked file would compile our modules anew.
         env = {**os.environ, "TEXTBOOK_TAXONOMY_DIR": str(taxonomy), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+               "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"), "PYTHONDONTWRITEBYTECODE": "",
                "AIRFLOW_HOME": home, **(extra_env or {})}
         argv = [sys.executable, "-c", PROBE, str(dags)] + (["per-file"] if per_file else [])
         out = subprocess.run(argv, env=env, capture_output=True, text=True)

@@ -3,7 +3,9 @@
 Renders the course into a fresh temporary data root, then times ``textbook.demo.job.run_demo``
 (serve on a free 127.0.0.1 port, collect with yt-dlp, every stage, export, validate) twice: the
 first run does all the work, the second should find every stage finished and do none.
-Per-stage seconds come from the stage_runs table (summed over videos).
+Per-stage seconds come from the stage_runs table (summed over videos), and each stage's cost per
+hour of video (``s/video-h``: its seconds over the hours of the videos it ran on), the figure that
+sizes a night at paper scale (75K videos of about 18 minutes).
 
 Prints figures, asserts nothing. ``python bench/demo_e2e.py``
 """
@@ -65,14 +67,17 @@ def main() -> None:
         redone = sum(1 for r in second.ctx.db.runs() if finished.get((r.video_id, r.stage)) != r.finished_at)
         identical = _tree_digest(dataset) == digest
 
+    duration = {r.video_id: r.result.get("duration") or 0.0 for r in runs if r.stage == "download" and r.status == "done"}
     seconds: dict[str, float] = defaultdict(float)
     worked: dict[str, int] = defaultdict(int)
+    hours: dict[str, float] = defaultdict(float)  # of the videos each stage ran on
     slowest: dict[str, tuple[float, str]] = {}
     for r in runs:
         seconds[r.stage] += r.seconds or 0.0
         worked[r.stage] += r.status == "done"
+        hours[r.stage] += duration.get(r.video_id, 0.0) / 3600 if r.status == "done" else 0.0
         slowest[r.stage] = max(slowest.get(r.stage, (0.0, "")), (r.seconds or 0.0, r.video_id))
-    video_seconds = sum(r.result.get("duration") or 0.0 for r in runs if r.stage == "download" and r.status == "done")
+    video_seconds = sum(duration.values())
     statuses = defaultdict(int)
     for status in first.final.values():
         statuses[status] += 1
@@ -80,15 +85,17 @@ def main() -> None:
     print(f"videos: {len(first.final)} ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), "
           f"{video_seconds / 60:.1f} min of video (kept + filtered); dataset: {first.packed['samples']} samples, "
           f"{first.packed['images']} images")
-    print(f"{'stage':<16} {'videos run':>10} {'seconds':>8} {'share':>6}   slowest video")
+    print(f"{'stage':<16} {'videos run':>10} {'seconds':>8} {'share':>6} {'s/video-h':>10}   slowest video")
     for s in STAGES:
         top, vid = slowest.get(s.name, (0.0, "-"))
-        print(f"{s.name:<16} {worked[s.name]:>10} {seconds[s.name]:>8.1f} {seconds[s.name] / wall:>6.0%}   "
+        per_hour = f"{seconds[s.name] / hours[s.name]:>10.0f}" if hours[s.name] else f"{'-':>10}"
+        print(f"{s.name:<16} {worked[s.name]:>10} {seconds[s.name]:>8.1f} {seconds[s.name] / wall:>6.0%} {per_hour}   "
               f"{top:.1f} s {vid}")
     outside = wall - sum(seconds.values())
-    print(f"{'outside stages':<16} {'':>10} {outside:>8.1f} {outside / wall:>6.0%}   "
+    print(f"{'outside stages':<16} {'':>10} {outside:>8.1f} {outside / wall:>6.0%} {'':>10}   "
           "(search, server, yt-dlp listing, export, report, validation)")
-    print(f"{'total':<16} {'':>10} {wall:>8.1f} {1:>6.0%}   first run_demo, course already rendered")
+    print(f"{'total':<16} {'':>10} {wall:>8.1f} {1:>6.0%} {wall * 3600 / max(video_seconds, 1):>10.0f}   "
+          "first run_demo, course already rendered")
     print(f"course rendering: {render:.1f} s (espeak-ng + ffmpeg, once per data root, not counted above)")
     print(f"throughput: {video_seconds / wall:.2f} video-minutes per wall-minute "
           f"({video_seconds / (wall + render):.2f} counting the rendering)")

@@ -24,6 +24,7 @@ GROUPS = (
     ("OCR threads", "ocr_threads.py"),
     ("demo end to end (no Airflow)", "demo_e2e.py"),
     ("Airflow DAG parsing", "dag_parse.py"),
+    ("paper-scale corpus: queries and exports at 1K and 10K videos", "corpus_scale.py"),
     ("scheduling overhead: Celery cluster vs embedded", "cluster_overhead.py"),
 )
 PACKAGES = ("numpy", "scikit-image", "pillow", "opencv-python-headless", "torch", "sentence-transformers",

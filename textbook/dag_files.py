@@ -13,7 +13,6 @@ No Airflow import here: this module only plans and writes the shims' text.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import zlib
@@ -91,6 +90,8 @@ def sync_dag_files(dags_folder: str | Path, taxonomy_dir: str | Path | None,
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse  # here, not at the top: every DAG file imports this module, and argparse costs it 0.1 s
+
     ap = argparse.ArgumentParser(description="Write one DAG file per taxonomy subject file into the DAG folder.")
     ap.add_argument("--dags-folder", default=str(Path(__file__).resolve().parents[1] / "dags"))
     ap.add_argument("--taxonomy-dir", help="default: the configured taxonomy_dir (or the shipped taxonomy)")

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textbook.config import Settings
-from textbook.context import Context
+if TYPE_CHECKING:  # not at import time: DAG files import TASK_PLAN, and the state layer costs them 0.2 s each
+    from textbook.config import Settings
+    from textbook.context import Context
 
 log = logging.getLogger(__name__)
 _CONTEXT: Context | None = None
@@ -19,6 +20,8 @@ _CONTEXT: Context | None = None
 def context() -> Context:
     """The process-wide context, from $TEXTBOOK_CONFIG and TEXTBOOK_* variables (or ``configure``)."""
     global _CONTEXT
+    from textbook.context import Context
+
     if _CONTEXT is None:
         _CONTEXT = Context.from_settings()
     return _CONTEXT
@@ -27,6 +30,8 @@ def context() -> Context:
 def configure(settings: Settings) -> Context:
     """Use ``settings`` for this process (an orchestrator resolved connections into them)."""
     global _CONTEXT
+    from textbook.context import Context
+
     if _CONTEXT is None or _CONTEXT.settings != settings:
         _CONTEXT = Context.from_settings(settings)
     return _CONTEXT
@@ -122,6 +127,8 @@ class RunOptions:
 
     def apply(self, ctx: Context) -> Context:
         """``ctx`` searching the overriding source (the same database and store)."""
+        from textbook.context import Context
+
         if not self.source:
             return ctx
         search: dict[str, Any] = {"source": self.source}
