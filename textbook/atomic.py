@@ -8,16 +8,18 @@ from pathlib import Path
 from typing import Callable
 
 
-def atomic_write(target: Path, fill: Callable[[Path], None], mode: int = 0o644) -> Path:
-    """Let ``fill`` write a temp file beside ``target``, fsync it, then rename it over ``target``."""
+def atomic_write(target: Path, fill: Callable[[Path], None], mode: int = 0o644, durable: bool = True) -> Path:
+    """Let ``fill`` write a temp file beside ``target``, fsync it, then rename it over ``target``.
+    ``durable=False`` skips the fsync, for a caller that syncs many files at once afterwards."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
     os.close(fd)
     tmp = Path(name)
     try:
         fill(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:

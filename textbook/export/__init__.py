@@ -215,6 +215,7 @@ def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSumma
                            images=images, stage_settings=used)
         shards = len(next(v for v in first.views if isinstance(v, ObelicsView)).shards)
         writer.write_bytes("README.md", card.encode())
+        writer.sync()  # the keyframes are on disk before the manifest says they shipped
         write_manifest(writer, shipped, exp.sampled_frames)
         writer.remove_stale()
         first.close()

@@ -122,10 +122,15 @@ class DatasetWriter:
         with store.local_path(key) as src:
             if target.is_file() and (os.path.samefile(src, target) or filecmp.cmp(src, target, shallow=False)):
                 return target
-            if not _linked(src, target):
-                self._atomic(rel, lambda tmp: shutil.copyfile(src, tmp))
+            if not _linked(src, target):  # synced with the rest by ``sync`` (one call, not one per image)
+                atomic_write(target, lambda tmp: shutil.copyfile(src, tmp), durable=False)
             self.changed.append(rel)
         return target
+
+    @staticmethod
+    def sync() -> None:
+        """Flush what was written without an fsync of its own (keyframe copies) to disk."""
+        os.sync()
 
     def copy_video_files(self, store: ArtifactStore, video_id: str, files: Iterable[tuple[str, str]]) -> int:
         """Copy a video's keyframes (store key, dataset path) and remove the other files of its

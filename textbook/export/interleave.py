@@ -9,6 +9,7 @@ visuals are dropped (a talking head, a blank slide) their OCR is dropped with th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Any, Iterator
 
@@ -52,11 +53,11 @@ class ClipItem:
     visual_kept: bool
     visual_reason: str = ""  # why the visual filter dropped the clip's images
 
-    @property
+    @cached_property
     def images(self) -> tuple[str, ...]:
         return tuple(f.path for f in self.frames) if self.visual_kept else ()
 
-    @property
+    @cached_property
     def ocr_text(self) -> str:
         """The deduplicated OCR of the clip's kept keyframes, each line once."""
         if not self.visual_kept:
@@ -81,7 +82,7 @@ class ClipItem:
         """A clip gets a text position when it has a transcript or kept OCR: no text is lost."""
         return bool(self.refined_asr or self.ocr_text)
 
-    @property
+    @cached_property
     def text_tokens(self) -> int:
         return count_tokens(self.refined_asr)
 

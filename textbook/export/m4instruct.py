@@ -20,6 +20,7 @@ one of the two per record with a seeded generator (the paper's best).
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from textbook.config import ExportSettings
@@ -62,12 +63,14 @@ class _Builder:
     def __init__(self, entry: VideoEntry, exp: ExportSettings, path: Any) -> None:
         self.entry, self.exp, self.path = entry, exp, path
         self.records: list[dict[str, Any]] = []
+        self.made: Counter[str] = Counter()  # records of each task so far: their ids count them
         kp = entry.knowledge_point
         self.kp = kp.id if kp else None
 
     def add(self, task: str, images: Sequence[str], human: str, answer: str, clip: ClipItem | None,
             instruction: str, choices: Sequence[str] = ()) -> None:
-        record_id = f"{self.entry.video_id}-{task}-{sum(r['metadata']['dataset'] == f'textbook_{task}' for r in self.records)}"
+        record_id = f"{self.entry.video_id}-{task}-{self.made[task]}"
+        self.made[task] += 1
         placement = choose_placement(self.exp.m4_placement, self.exp.m4_mixed_ratio, self.exp.seed, record_id)
         record: dict[str, Any] = {
             "id": record_id,
@@ -93,8 +96,9 @@ class _Builder:
                          + "\n".join(IMAGE for _ in clip.images) + "\nWhat does the teacher explain here?",
                          clip.refined_asr, clip, "Narrate what the teacher explains over these frames.")
         self.temporal_order(clips)
-        for n, clip in enumerate(clips):
-            self.slide_narration(clips, n)
+        rng = random.Random(f"{self.exp.seed}:{self.entry.video_id}:match")
+        for n in range(len(clips)):
+            self.slide_narration(clips, n, rng)
         return self.records
 
     def spot_the_difference(self, clip: ClipItem) -> None:
@@ -124,13 +128,12 @@ class _Builder:
                  + "\nWhich of them was shown first? Answer with the letter.",
                  letters[order.index(0)], None, "Order the slides in time.", list(letters))
 
-    def slide_narration(self, clips: Sequence[ClipItem], n: int) -> None:
+    def slide_narration(self, clips: Sequence[ClipItem], n: int, rng: random.Random) -> None:
         clip = clips[n]
-        others = [c for k, c in enumerate(clips) if k != n]
-        if not clip.refined_asr or not others:
+        if not clip.refined_asr or len(clips) < 2:
             return
-        rng = random.Random(f"{self.exp.seed}:{self.entry.video_id}:{clip.index}:match")
-        options = [clip] + rng.sample(others, min(3, len(others)))
+        picks = rng.sample(range(len(clips) - 1), min(3, len(clips) - 1))  # other clips: skip n itself
+        options = [clip] + [clips[k + (k >= n)] for k in picks]
         rng.shuffle(options)
         gold = options.index(clip)
         letters = LETTERS[:len(options)]
