@@ -241,11 +241,16 @@ def read_db(url: str) -> DbState:
 
 # -- what the dataset holds -----------------------------------------------------------------------
 
+NOT_DATA = ("report/", ".textbook/stage_seconds.jsonl")  # run times differ between runs of the same input
+
+
 def dataset_files(root: Path) -> dict[str, bytes]:
-    """Every file under the dataset folder, by relative path (a leftover temporary file counts too)."""
+    """Every file under the dataset folder, by relative path (a leftover temporary file counts too),
+    but the report and the run timings, which show how long this run's stages took."""
     if not root.is_dir():
         return {}
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    files = {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+    return {rel: p.read_bytes() for rel, p in files.items() if not rel.startswith(NOT_DATA)}
 
 
 def exported_videos(files: dict[str, bytes]) -> list[str]:

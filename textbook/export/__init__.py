@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 from textbook.config import ExportSettings
 from textbook.export.card import render_card
 from textbook.export.clipview import FOLDER as CLIPS_FOLDER
-from textbook.export.compaction import Pass, exported, first_pass, read_manifest, video_lines, write_manifest
+from textbook.export.compaction import TIMINGS, Pass, exported, first_pass, read_manifest, video_lines, write_manifest
 from textbook.export.files import DatasetWriter, dumps
 from textbook.export.obelics import FOLDER as OBELICS_FOLDER
 from textbook.export.obelics import SINGLE_JSON, ObelicsView
@@ -205,6 +205,9 @@ def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSumma
                 yield (dumps(record) + "\n").encode()
 
         writer.write_lines("videos.jsonl", records())
+        writer.write_lines(TIMINGS, (dumps({"video_id": line["record"]["video_id"],
+                                            "stage_seconds": line["stage_seconds"]}).encode() + b"\n"
+                                     for line in video_lines(first)))
         writer.remove_stale_videos(set(shipped))
         order = sample_order(first.samples, exp.seed, exp.curriculum)
         for view in first.views:

@@ -29,7 +29,7 @@ from textbook.export.packing import Packer, Sample
 from textbook.export.parts import entry_from_part, refresh_parts
 from textbook.export.spool import Spool
 from textbook.export.views import View, ViewContext, registered
-from textbook.export.videos import KnowledgePoint, VideoEntry, video_record
+from textbook.export.videos import KnowledgePoint, VideoEntry, stage_seconds, video_record
 from textbook.store import MissingArtifact
 from textbook.tokens import count_tokens
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANIFEST = ".textbook/compacted.json"
+TIMINGS = ".textbook/stage_seconds.jsonl"  # per video, seconds per stage: for the report, not data
 NO_IMAGE = "no sample can take its text: no exported video has a kept keyframe"
 
 
@@ -138,7 +139,8 @@ def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path, 
         out.index[video_id] = len(out.videos)
         files = _files(entry, exp.sampled_frames)
         out.videos.append((dumps({"record": video_record(entry, exp.image_tokens), "facts": video_facts(entry),
-                                  "files": files, "files_digest": files_digest(files)}) + "\n").encode())
+                                  "files": files, "files_digest": files_digest(files),
+                                  "stage_seconds": stage_seconds(entry)}) + "\n").encode())
     emit(packer.finish())
     out.placed = not packer.unplaced
     return out

@@ -252,7 +252,9 @@ def failure_category(entry: VideoEntry) -> str:
 
 
 def stage_seconds(entry: VideoEntry) -> dict[str, float]:
-    """Seconds each stage of the published result took (done or failed), for the report's cost table."""
+    """Seconds each stage of the published result took (done or failed), for the report's cost table.
+    Not part of ``videos.jsonl``: two runs of the same input take different times, and the dataset's
+    bytes must not differ for it (compaction.TIMINGS keeps them)."""
     return {r.stage: round(float(r.seconds), 2) for r in entry.runs
             if r.status in ("done", "failed") and r.seconds is not None}
 
@@ -282,7 +284,6 @@ def video_record(entry: VideoEntry, image_tokens: int) -> dict[str, Any]:
         "error": error,
         "failure_category": failure_category(entry),
         "counts": counts(entry, image_tokens),
-        "stage_seconds": stage_seconds(entry),
         "exported": entry.exported,
         "export_error": entry.export_error,
     }

@@ -21,6 +21,7 @@ from textbook.export.clipview import END_OF_VIDEO_CLIP
 from textbook.records import UnsafeIdError, check_video_id
 
 VIDEOS_FILE = "videos.jsonl"
+TIMINGS = ".textbook/stage_seconds.jsonl"  # written by the compaction beside the data
 CLIPS_GLOB = "clips/part-*.jsonl"
 OBELICS_GLOB = "obelics/part-*.jsonl"
 END_OF_VIDEO_VID = END_OF_VIDEO_CLIP["vid"]  # the clip view's pseudo-clip at a video boundary (FORMAT.md 3)
@@ -197,6 +198,15 @@ def read_card_config(root: Path) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
+def _add_stage_seconds(root: Path, videos: list[dict[str, Any]]) -> None:
+    """Each video's ``stage_seconds`` from the exporter's bookkeeping (timings are not data: the
+    dataset's files stay the same bytes whatever the run took), {} where it is not there."""
+    path = root / TIMINGS
+    times = {row["video_id"]: row.get("stage_seconds") or {} for _, row in _lines(root, path)} if path.is_file() else {}
+    for video in videos:
+        video["stage_seconds"] = times.get(video["video_id"], {})
+
+
 def shown_videos(video_ids: list[str], max_videos: int) -> frozenset[str]:
     """Every video, or ``max_videos`` of them chosen by a hash of their ids: the same ones each
     time, and a video once chosen stays chosen as the corpus grows only if its hash stays low."""
@@ -211,6 +221,7 @@ def load_dataset(root: Path, max_videos: int = 500) -> Dataset:
     if not root.is_dir():
         raise ReportInputError(f"{root}: not a folder")
     videos = _read_videos(root)
+    _add_stage_seconds(root, videos)
     shown = shown_videos([v["video_id"] for v in videos], max_videos)
     return Dataset(root=root, videos=videos, clips=_read_clips(root, shown), samples=_read_samples(root),
                    config=read_card_config(root), shown=shown)

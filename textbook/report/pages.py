@@ -193,7 +193,7 @@ def _kept(data: Dataset) -> str:
 def _costs(data: Dataset) -> str:
     costs = stage_costs(data)
     if not costs:
-        return "<p class=\"muted\">No stage times recorded (<code>stage_seconds</code> in videos.jsonl).</p>\n"
+        return "<p class=\"muted\">No stage times recorded (<code>.textbook/stage_seconds.jsonl</code>).</p>\n"
     rows = [(c.stage, c.videos, f"{c.seconds:.1f}", f"{c.seconds / c.videos:.1f}", f"{c.video_hours * 60:.1f}",
              "-" if c.per_video_hour is None else f"{c.per_video_hour:.0f}") for c in costs]
     total = sum(c.seconds for c in costs)
