@@ -24,6 +24,7 @@ from textbook.config import load_settings
 from textbook.context import Context
 from textbook.collect import collect_and_run
 from textbook.demo.job import DEMO_KP, prepare_course
+from textbook.demo.through_airflow import COMPACTION_DAG
 from textbook.demo.serve import DemoServer
 from textbook.tasks import export
 
@@ -66,6 +67,9 @@ def cluster_run(tmp_path_factory):
                 after_first = {row.video_id: row.status for row in ctx.db.videos()}
                 cleared = retry_through_airflow(client, ctx, BROKEN)
                 second = cluster.wait_for_run(DAG_ID, "it-1")
+                cluster.wait_for_dag(COMPACTION_DAG)  # the knowledge point packed its parts: now the dataset
+                client.trigger(COMPACTION_DAG, "compact-1")
+                assert cluster.wait_for_run(COMPACTION_DAG, "compact-1") == "success"
                 yield {"ctx": ctx, "first": first, "after_first": after_first, "cleared": cleared,
                        "second": second, "cluster": cluster, "s3": s3, "bucket": bucket, "demo": demo,
                        "urls": urls, "root": root}
