@@ -1,7 +1,7 @@
 """Corpus event -> pretraining -> checkpoint event -> benchmark table, under real Airflow.
 
-`airflow dags test` (SQLite metadata) runs the demo knowledge point's DAG, whose ``pack`` exports
-finished videos and emits ``textbook_corpus``; then ``textbook_pretrain`` reads that event, trains
+`airflow dags test` (SQLite metadata) runs the demo knowledge point's DAG, then the compaction DAG,
+which exports the finished videos and emits ``textbook_corpus``; then ``textbook_pretrain`` reads that event, trains
 the tiny random LLaVA with a real two-process ``accelerate launch`` and emits
 ``textbook_checkpoint``; then ``textbook_benchmark`` evaluates that checkpoint (transformers
 backend) on a synthetic benchmark and emits ``textbook_benchmark``. The unchanged corpus does not
@@ -21,7 +21,7 @@ from downstream_helpers import write_tinybench
 from export_helpers import ClipSpec, add_done_video, add_knowledge_point, make_context
 
 from textbook.demo.job import DEMO_KP
-from textbook.demo.through_airflow import airflow, airflow_env, prepare_airflow
+from textbook.demo.through_airflow import COMPACTION_DAG, airflow, airflow_env, prepare_airflow
 from textbook.state import StateDB
 from textbook.train.registry import runs as train_runs
 
@@ -66,6 +66,7 @@ def world(tmp_path_factory):
     airflow(["pools", "set", "train_gpus", "1", "one training run per GPU host"], env, log)
     kp_dag = ctx.taxonomy.get(DEMO_KP).dag_id
     rcs = {"pack": airflow(["dags", "test", kp_dag], env, log, check=False),
+           "compaction": airflow(["dags", "test", COMPACTION_DAG], env, log, check=False),
            "pretrain": airflow(["dags", "test", "textbook_pretrain"], env, log, check=False),
            "benchmark": airflow(["dags", "test", "textbook_benchmark"], env, log, check=False)}
     return settings, rcs, log, bench
@@ -73,7 +74,7 @@ def world(tmp_path_factory):
 
 def test_the_corpus_event_trains_and_publishes_a_checkpoint(world):
     settings, rcs, log, _ = world
-    assert rcs["pack"] == 0 and rcs["pretrain"] == 0, log.read_text()[-4000:]
+    assert rcs["pack"] == rcs["compaction"] == rcs["pretrain"] == 0, log.read_text()[-4000:]
     home = settings.data_path / "airflow"
     events = _events(home)
     assert [n for n, _ in events][:2] == ["textbook_corpus", "textbook_checkpoint"]
