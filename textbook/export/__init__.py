@@ -202,12 +202,13 @@ def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSumma
                     images += record["counts"]["keyframes"]
                     if shipped_before.get(vid) != line["files_digest"]:
                         writer.copy_video_files(ctx.store, vid, map(tuple, line["files"]))
+                timings.append((dumps({"video_id": record["video_id"], "stage_seconds": line["stage_seconds"]})
+                                + "\n").encode())
                 yield (dumps(record) + "\n").encode()
 
+        timings: list[bytes] = []  # a short line per video, gathered on the same pass
         writer.write_lines("videos.jsonl", records())
-        writer.write_lines(TIMINGS, (dumps({"video_id": line["record"]["video_id"],
-                                            "stage_seconds": line["stage_seconds"]}).encode() + b"\n"
-                                     for line in video_lines(first)))
+        writer.write_lines(TIMINGS, timings)
         writer.remove_stale_videos(set(shipped))
         order = sample_order(first.samples, exp.seed, exp.curriculum)
         for view in first.views:

@@ -12,7 +12,6 @@ import filecmp
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -81,26 +80,10 @@ class DatasetWriter:
     def write_with(self, rel: str, fill: Callable[[Path], None]) -> Path:
         """A file written by ``fill(temporary path)``, renamed into place unless its bytes equal
         the file already there (for files too big to hold in memory)."""
-        target = self.path(rel)
         self.written.add(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-        os.close(fd)
-        tmp = Path(name)
-        try:
-            fill(tmp)
-            if target.is_file() and filecmp.cmp(tmp, target, shallow=False):
-                tmp.unlink()
-                return target
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self.changed.append(rel)
-        return target
+        if atomic_write(self.path(rel), fill, unless_same=True):
+            self.changed.append(rel)
+        return self.path(rel)
 
     def write_lines(self, rel: str, lines: Iterable[bytes]) -> Path:
         def fill(tmp: Path) -> None:

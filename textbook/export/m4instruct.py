@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from textbook.config import ExportSettings
 from textbook.export.files import DatasetWriter, dumps
 from textbook.export.interleave import ClipItem
+from textbook.export.obelics import write_array
 from textbook.export.spool import Ordered, Spool
 from textbook.export.views import View, ViewContext
 
@@ -167,15 +168,8 @@ class M4View(View):
         if not len(self.spool):
             return
         lines = Ordered(self.spool, range(len(self.spool)))
-
-        def array() -> Iterator[bytes]:
-            yield b"["
-            for n, line in enumerate(lines):
-                yield (b",\n" if n else b"") + line.rstrip(b"\n")
-            yield b"]\n"
-
         writer.write_lines(LINES, iter(lines))
-        writer.write_lines(ARRAY, array())
+        write_array(writer, ARRAY, lines)
 
     def card(self) -> list[str]:
         counts = ", ".join(f"{n} {task}" for task, n in self.counts.items())

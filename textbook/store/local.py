@@ -20,7 +20,8 @@ class LocalStore(ArtifactStore):
         return self.root / check_key(key)
 
     def _atomic(self, key: str, write: Callable[[Path], None]) -> Path:
-        return atomic_write(self.path(key), write)
+        atomic_write(self.path(key), write)
+        return self.path(key)
 
     def put_bytes(self, key: str, data: bytes) -> ArtifactRef:
         self._atomic(key, lambda tmp: tmp.write_bytes(data))
