@@ -60,6 +60,18 @@ class ClipSpec:
     boilerplate: tuple[str, ...] = ()  # template lines the OCR stage set apart, on every keyframe of the clip
 
 
+def two_judges(keep: bool = True) -> dict[str, Any]:
+    """The refine stage's scoring record for two judges, one keeping and one rejecting (or both rejecting)."""
+    def judge(name: str, score: float, verdict: str) -> dict[str, Any]:
+        scores = {"relevance": score, "knowledge_density": 6.5, "transcription_quality": 8.0}
+        return {"judge": name, "answers": [json.dumps({**scores, "reason": "on topic"})], "scores": scores,
+                "reason": "on topic", "verdict": verdict, "prompt_version": "judge-v1", "score": min(scores.values())}
+    judges = [judge("openai:deepseek-v2", 7.0 if keep else 2.5, "keep" if keep else "reject"),
+              judge("openai:llama3-70b-instruct", 3.0, "reject")]
+    return {"rule": "all_reject", "min_score": 5.0, "prompt_version": "judge-v1", "drop": not keep,
+            "score": 6.5 if keep else 3.0, "reason": "1 of 2 judges rejected; rule all_reject: kept", "judges": judges}
+
+
 def jpeg(seed: int) -> bytes:
     img = Image.new("RGB", (16, 12), ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
     buf = io.BytesIO()
@@ -76,8 +88,9 @@ def register(ctx: Context, vid: str, kp_id: str, **meta: Any) -> Video:
 
 
 def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *, sampled: int = 2,
-                   transcript_source: str = "captions", verdicts: list[Verdict] | None = None) -> None:
-    """A video every stage finished, published as the runner leaves it."""
+                   transcript_source: str = "captions", verdicts: list[Verdict] | None = None,
+                   scoring: dict[str, Any] | None = None) -> None:
+    """A video every stage finished, published as the runner leaves it (``scoring``: the judges' record)."""
     video = register(ctx, vid, kp_id)
     verdicts = verdicts or PASSING
     segments = [Segment(c.start, c.end, c.text) for c in clips]
@@ -105,7 +118,8 @@ def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *,
         "transcript": {"transcript.json": Transcript(transcript_source, "en", segments).to_dict()},
         "filters": {"filters.json": {"kept": True, "reason": "", "language": "en", "language_confidence": 0.98,
                                      "verdicts": [v.to_dict() for v in verdicts]}},
-        "refine": {"refine.json": {"backend": "none", "score": None, "reason": "no LLM configured",
+        "refine": {"refine.json": {"scoring": scoring or {"skipped": "no judges configured", "judges": []},
+                                   "refinement": {"backend": "test", "refined": any(c.refined for c in clips)},
                                    "segments": [Segment(c.start, c.end, c.refined or c.text).to_dict()
                                                 for c in clips]}},
         "clips": {"clips.json": {"clips": [c.to_dict() for c in clip_records]}},
@@ -117,6 +131,8 @@ def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *,
         result = {"source": transcript_source} if stage == "transcript" else {}
         if stage == "filters":
             result = {"kept": True, "verdicts": [v.to_dict() for v in verdicts]}
+        if stage == "refine" and scoring:
+            result = {"scoring": scoring}
         finish_stage(ctx, vid, stage, result=result, files=files.get(stage))
     assert publish(ctx, vid) == "done"
 

@@ -14,6 +14,7 @@ import pytest
 
 from media_helpers import ENGLISH, ffmpeg, silence_wav, speech_wav, word_error_rate
 from textbook.config import TranscriptSettings
+from textbook.models import BackendError
 from textbook.transcript.asr import AsrError, check_wav, get_asr
 from textbook.transcript.asr.faster_whisper import FasterWhisperAsr, cpu_threads, model_folder, to_segments
 from textbook.transcript.asr.whisperx import aligned_to_segments
@@ -81,7 +82,8 @@ def test_the_default_model_is_found_through_the_installed_package():
 
 
 def test_unknown_backend_is_a_config_error():
-    with pytest.raises(AsrError, match=r"transcript\.asr_backend: unknown ASR backend 'wav2letter'"):
+    with pytest.raises(BackendError, match=r"transcript\.asr_backend: unknown asr backend 'wav2letter'; "
+                                           r"choose one of faster_whisper, whisperx"):
         get_asr(TranscriptSettings(asr_backend="wav2letter"))
 
 

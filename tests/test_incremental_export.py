@@ -4,7 +4,7 @@ parts, and the compacted dataset equals a full export of the same videos byte fo
 from __future__ import annotations
 
 from export_helpers import (ClipSpec, add_done_video, add_filtered_video, add_knowledge_point, make_context,
-                            register, snapshot, with_export)
+                            register, snapshot, two_judges, with_export)
 from textbook.artifacts import find_key
 from textbook.context import Context
 from textbook.export import compact, export_dataset, pack_knowledge_point, validate_dataset
@@ -27,7 +27,7 @@ def _world(tmp_path):
     add_knowledge_point(ctx, "math-1", "Mathematics", level=2)
     add_knowledge_point(ctx, "math-2", "Mathematics", level=1)
     add_knowledge_point(ctx, "phys-1", "Physics", level=1)
-    add_done_video(ctx, "a1", "math-1", _lecture("a1"))
+    add_done_video(ctx, "a1", "math-1", _lecture("a1"), scoring=two_judges())
     add_done_video(ctx, "a2", "math-1", _lecture("a2", n=5))
     add_done_video(ctx, "b1", "math-2", _lecture("b1"))
     add_filtered_video(ctx, "b2", "math-2", Verdict("too_short", False, 4.0, "duration 4.0 s under 10 s"))

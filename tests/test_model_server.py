@@ -10,6 +10,8 @@ import pytest
 from media_helpers import register_downloaded, speech_wav, video_with_audio
 
 from textbook.context import Context
+from textbook.models import BackendError, cache_key
+from textbook.models.embedders import MINILM
 from textbook.model_server import ModelServer
 from textbook.runner import StageFailed
 from textbook.tasks import run_task
@@ -42,7 +44,9 @@ def test_model_tasks_run_in_the_server_and_load_each_model_once(ctx, server, tmp
         assert out.stage == "transcript" and out.status == "done"
     stats = json.load(urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/stats"))
     assert stats["requests"] == 3
-    assert stats["backend_builds"] == {"asr:faster_whisper": 1}
+    assert stats["backend_builds"] == {cache_key("asr", ctx.settings.transcript, "faster_whisper"): 1,
+                                       cache_key("llm", ctx.settings.refine.llm): 1,
+                                       cache_key("text_embedder", MINILM): 1}  # built at start, used after
     assert ctx.db.run("v3", "transcript").result["source"] == "faster_whisper"
     assert worker.backend_builds == {}  # the worker process itself loaded nothing
 
@@ -66,3 +70,9 @@ def test_unreachable_server_is_a_clear_error(ctx):
     worker = Context(ctx.settings.replace(workers={"model_server_url": "http://127.0.0.1:9"}), ctx.store, ctx.db)
     with pytest.raises(RuntimeError, match="model server http://127.0.0.1:9 unreachable"):
         run_task("audio_transcript", "v1", worker)
+
+
+def test_a_misconfigured_model_stops_the_server_before_it_listens(ctx):
+    bad = Context(ctx.settings.replace(refine={"judges": [{"backend": "openai", "model": "m"}]}), ctx.store, ctx.db)
+    with pytest.raises(BackendError, match=r"refine\.judges\[0\]\.backend 'openai' needs refine\.judges\[0\]\.endpoint"):
+        ModelServer(bad, port=0)

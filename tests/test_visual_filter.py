@@ -15,6 +15,8 @@ from textbook.embeddings import Embedder
 from textbook.records import Clip, ClipVisual
 from textbook.runner import run_stage
 from textbook.stages import keyframes, ocr, visual_filter
+from textbook.models import cache_key
+from textbook.models.embedders import MINILM
 from textbook.stages.visual_filter import FaceDetector, FrameLook, decide
 
 SIZE = (640, 360)
@@ -47,7 +49,7 @@ def embedder():
 
 def _run(tmp_path, lecture, embedder, **knobs) -> list[ClipVisual]:
     ctx = Context.from_settings(load_settings(environ={}, data_root=str(tmp_path / "data"), visual_filter=knobs))
-    ctx.backend("embedder", lambda: embedder)  # the model loads once for the module
+    ctx.backend(cache_key("text_embedder", MINILM), lambda: embedder)  # the model loads once for the module
     prepare(ctx, VID, lecture, CLIPS)
     for stage in (keyframes.STAGE, ocr.STAGE, visual_filter.STAGE):
         assert run_stage(stage, VID, ctx).status == "done"

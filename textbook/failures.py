@@ -34,7 +34,7 @@ _FETCH = {"http_429": "rate_limited", "login_required": "sign_in_required", "uns
 def categorize(exc: BaseException) -> str:
     """The category of an exception a stage raised."""
     from textbook.media import MediaError
-    from textbook.refine import RefineError
+    from textbook.models import BackendError
     from textbook.sources.ytdlp import FetchError
     from textbook.store.s3 import S3StoreError
     from textbook.transcript.asr import AsrError
@@ -45,7 +45,7 @@ def categorize(exc: BaseException) -> str:
         return _FETCH.get(exc.reason, exc.reason if exc.reason in CATEGORIES else "error")
     if isinstance(exc, MediaError):
         return "truncated" if str(exc).startswith("truncated") else "corrupt"
-    if isinstance(exc, (AsrError, RefineError)):
+    if isinstance(exc, (AsrError, BackendError)):
         return "model_error"
     if isinstance(exc, DBAPIError):
         return "database"

@@ -5,6 +5,8 @@ cannot be shared with forked children. The GPU worker therefore starts this serv
 Celery worker; gpu-queue tasks only send ``(step, video ids)`` to it over loopback HTTP and wait.
 The server keeps one Context (and so one copy of every backend) for its whole life and runs one
 request at a time, which is what one GPU can do anyway. A request may carry several videos.
+Every model the settings configure (textbook.models.configured) is built before the port opens, so
+``/health`` answers only once they are loaded, and a misconfigured one stops the server at start.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from textbook import models
 from textbook.context import Context
 from textbook.runner import StageBusy, StageFailed
 
@@ -28,6 +31,8 @@ class ModelServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, ctx: Context, host: str = "127.0.0.1", port: int = 8790) -> None:
+        for use in models.configured(ctx.settings):
+            use.load(ctx)
         super().__init__((host, port), _Handler)
         self.ctx = ctx
         self.gpu = threading.Lock()

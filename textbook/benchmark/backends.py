@@ -8,16 +8,13 @@ query, else nothing: it makes the harness's plumbing exactly checkable.
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from textbook.benchmark.prompts import Prompt
+from textbook.models.openai import chat
 
 
 class Backend(Protocol):
@@ -77,25 +74,9 @@ class HFBackend:
         return tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def _data_url(path: str) -> str:
-    suffix = Path(path).suffix.lower().lstrip(".") or "jpeg"
-    return f"data:image/{'jpeg' if suffix == 'jpg' else suffix};base64," + base64.b64encode(Path(path).read_bytes()).decode()
-
-
-def chat(endpoint: str, model: str, messages: list[dict[str, Any]], *, max_tokens: int, api_key_env: str,
-         timeout: float = 120.0) -> str:
-    """One chat completion at temperature 0 from an OpenAI-compatible ``endpoint`` (…/v1)."""
-    body = json.dumps({"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}).encode()
-    headers = {"Content-Type": "application/json"}
-    if os.environ.get(api_key_env):
-        headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
-    req = urllib.request.Request(endpoint.rstrip("/") + "/chat/completions", data=body, headers=headers)
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())["choices"][0]["message"]["content"] or ""
-
-
 class OpenAIBackend:
-    """A served checkpoint (vLLM, SGLang, lmdeploy): the prompt as one user turn, images as data URLs."""
+    """A served checkpoint (vLLM, SGLang, lmdeploy): the prompt as one user turn, images as data URLs
+    (textbook.models.openai, the pipeline's own OpenAI-compatible client)."""
 
     name = "openai"
 
@@ -108,6 +89,6 @@ class OpenAIBackend:
             if text:
                 content.append({"type": "text", "text": text})
             if i < len(prompt.images):
-                content.append({"type": "image_url", "image_url": {"url": _data_url(prompt.images[i])}})
+                content.append({"type": "image", "path": str(prompt.images[i])})
         return chat(self.endpoint, self.model, [{"role": "user", "content": content}], max_tokens=max_new_tokens,
                     api_key_env=self.api_key_env)

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from textbook.benchmark.backends import chat
+from textbook.models.openai import chat
 
 JUDGE_PROMPT_VERSION = "judge-v1"
 JUDGE_PROMPT = (

@@ -164,8 +164,7 @@ def _load_documents(entry: VideoEntry, store: ArtifactStore) -> None:
         entry.transcript_source = obj("transcript").get("source")
     entry.filters = obj("filters")
     if entry.run("refine") is not None:
-        refine = obj("refine")
-        entry.refine = {k: refine.get(k) for k in ("backend", "score", "reason")}
+        entry.refine = refine_record(obj("refine"))
     if entry.status != "done":
         return
     docs = {}
@@ -191,8 +190,25 @@ def _score(value: Any) -> float | None:
     return float(value)
 
 
+def refine_record(doc: dict[str, Any]) -> dict[str, Any]:
+    """What videos.jsonl shows of refine.json: the judges' scoring and the refinement's counts
+    (per-segment drift checks stay in refine.json)."""
+    if "scoring" not in doc:  # refine stage version 1: one optional score, no judges
+        score = doc.get("score")
+        skipped = "" if score is not None else "not scored (refine stage version 1)"
+        return {"scoring": {"skipped": skipped, "judges": [], "score": score, "reason": doc.get("reason") or ""},
+                "refinement": {"backend": doc.get("backend"), "refined": doc.get("backend") not in (None, "none")}}
+    refinement = {k: v for k, v in (doc.get("refinement") or {}).items() if k != "drift"}
+    return {"scoring": doc["scoring"], "refinement": refinement}
+
+
+def judges(entry: VideoEntry) -> list[dict[str, Any]]:
+    """Each LLM judge's raw answers, parsed scores and verdict ([] when none ran)."""
+    return list((entry.refine.get("scoring") or {}).get("judges") or [])
+
+
 def verdicts(entry: VideoEntry) -> list[dict[str, Any]]:
-    """Every filter's decision: the filters stage's verdicts, and the refinement's LLM score."""
+    """Every filter's decision: the filters stage's verdicts, and the LLM judges' combined one."""
     raw = entry.filters.get("verdicts")
     if raw is None:
         run = entry.run("filters")
@@ -202,12 +218,11 @@ def verdicts(entry: VideoEntry) -> list[dict[str, Any]]:
         v = Verdict.from_dict(item)
         out.append({"name": v.name, "passed": bool(v.passed), "score": _score(v.score), "reason": v.reason})
     refine_run = entry.run("refine")
-    if refine_run is not None and not any(v["name"] == "llm_score" for v in out):
+    scoring = entry.refine.get("scoring") or {}
+    if refine_run is not None and not scoring.get("skipped") and scoring:
         dropped = refine_run.result.get("filtered", "")
-        score = _score(entry.refine.get("score"))
-        if score is not None or dropped:
-            out.append({"name": "llm_score", "passed": not dropped, "score": score,
-                        "reason": entry.refine.get("reason") or dropped})
+        out.append({"name": "llm_judges", "passed": not dropped, "score": _score(scoring.get("score")),
+                    "reason": scoring.get("reason") or dropped})
     return out
 
 
@@ -279,6 +294,8 @@ def video_record(entry: VideoEntry, image_tokens: int) -> dict[str, Any]:
         "license": meta.get("license") or info.get("license") or "",
         "transcript_source": entry.transcript_source,
         "verdicts": verdicts(entry),
+        "judges": judges(entry),
+        "refinement": entry.refine.get("refinement") or {},
         "filtered_by": filtered_by(entry),
         "failed_stage": failed_stage,
         "error": error,

@@ -138,7 +138,7 @@ def run(video: Video, ctx: Context) -> StageResult:
     vid = video.video_id
     transcript = Transcript.from_dict(read_input(ctx, vid, "transcript"))
     refine = read_input(ctx, vid, "refine")
-    refined = None if refine["backend"] == "none" else [Segment.from_dict(s) for s in refine["segments"]]
+    refined = [Segment.from_dict(s) for s in refine["segments"]] if refine["refinement"]["refined"] else None
     duration = float(read_input(ctx, vid, "download", "info.json").get("duration") or 0.0)
     clips = cut_clips(transcript.segments, duration, cfg.min_seconds, cfg.max_seconds, refined)
     ref = ctx.store.put_json(output_key(ctx, vid, "clips", "clips.json"), {"clips": [c.to_dict() for c in clips]})

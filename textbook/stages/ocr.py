@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from textbook import models
 from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.records import ClipFrames, OcrResult, Video
@@ -83,10 +84,7 @@ def new_lines(lines: list[str], previous: list[str], ratio: float) -> list[str]:
 @stage("ocr", sections=("ocr",), requires=("keyframes",), version="2")
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.ocr
-    if cfg.backend != "tesseract":
-        raise ValueError(f"ocr.backend: unknown OCR backend {cfg.backend!r} (expected 'tesseract')")
-    engine: Tesseract = ctx.backend(f"tesseract:{cfg.language}:{cfg.threads}",
-                                    lambda: Tesseract(cfg.language, cfg.threads))
+    engine: Tesseract = models.load(ctx, "ocr", cfg, "ocr")
     vid, store = video.video_id, ctx.store
     clip_frames = [ClipFrames.from_dict(c) for c in read_input(ctx, vid, "keyframes")["clips"]]
     keyframes = sorted((k for c in clip_frames for k in c.keyframes), key=lambda k: (k.time, k.clip_index, k.k))

@@ -16,7 +16,7 @@ from textbook.context import Context
 from textbook.records import Transcript, Video
 from textbook.stages.base import StageResult, stage
 from textbook.tokens import count_tokens
-from textbook.transcript.asr import get_asr
+from textbook import models
 from textbook.transcript.captions import CaptionError, parse_captions
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def run(video: Video, ctx: Context) -> StageResult:
             transcript = Transcript("auto_captions" if auto else "captions", cfg.language, segments)
             break
     if transcript is None:
-        asr = ctx.backend(f"asr:{cfg.asr_backend}", lambda: get_asr(cfg))
+        asr = models.asr_use(ctx.settings).load(ctx)
         with ctx.store.local_path(input_key(ctx, vid, "audio", "audio.wav")) as wav:
             transcript = Transcript(asr.name, cfg.language, asr.transcribe(wav, cfg.language))
     ref = ctx.store.put_json(output_key(ctx, vid, "transcript", "transcript.json"), transcript.to_dict())

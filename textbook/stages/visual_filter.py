@@ -26,9 +26,10 @@ import numpy as np
 from PIL import Image
 
 from textbook.artifacts import output_key, read_input
+from textbook import models
 from textbook.config import VisualFilterSettings
 from textbook.context import Context
-from textbook.embeddings import Embedder, cosine
+from textbook.embeddings import cosine
 from textbook.records import Clip, ClipFrames, ClipVisual, Video
 from textbook.stages.base import StageResult, stage
 
@@ -128,7 +129,7 @@ def run(video: Video, ctx: Context) -> StageResult:
             looks.append(FrameLook(float(gray.std()), detector.largest_face_ratio(gray), _text_chars(text)))
             texts.append(text)
         verdicts.append(decide(clip, looks, texts, cfg,
-                               lambda pair: ctx.backend("embedder", Embedder).encode(pair)))
+                               lambda pair: models.visual_filter_use().load(ctx).encode(pair)))
 
     ref = store.put_json(output_key(ctx, vid, "visual_filter", "visual_filter.json"), {"clips": [v.to_dict() for v in verdicts]})
     kept = sum(v.kept for v in verdicts)

@@ -1,4 +1,4 @@
-"""Tiny random LLaVA and Idefics3 models built from configs, with a BPE tokenizer trained here.
+"""Tiny random LLaVA, Idefics3 and Llama chat models built from configs, with a BPE tokenizer trained here.
 
 For CI and smoke runs. Nothing is downloaded: the tokenizer is trained with ``tokenizers`` on the
 texts it is given, the vision tower is a 32 px CLIP (LLaVA: 16 image tokens per image) or SigLIP-like
@@ -42,6 +42,26 @@ def _text_config(tokenizer):  # noqa: ANN202 - LlamaConfig
                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id)
+
+
+# A minimal chat template: the transformers chat backend refuses a tokenizer without one.
+CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<s>assistant:{% endif %}")
+
+
+def build_tiny_llm(out: Path, texts: Iterable[str], seed: int = 0) -> Path:
+    """Save a tiny random LlamaForCausalLM and its tokenizer, with ``CHAT_TEMPLATE``, into ``out``."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    tokenizer = train_tokenizer(texts)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(_text_config(tokenizer))
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 def build_tiny_idefics3(out: Path, texts: Iterable[str], extra_special: Iterable[str] = (), seed: int = 0) -> Path:

@@ -16,9 +16,6 @@ from typing import Protocol
 from textbook.config import TranscriptSettings
 from textbook.records import Segment
 
-BACKENDS = ("faster_whisper", "whisperx")
-
-
 class AsrError(RuntimeError):
     """A backend cannot run here (model missing, package missing) or cannot read its input."""
 
@@ -44,14 +41,7 @@ def check_wav(path: Path, sample_rate: int = 16000) -> int:
 
 
 def get_asr(settings: TranscriptSettings) -> AsrBackend:
-    """The backend ``transcript.asr_backend`` names, loaded (call it through ``ctx.backend``)."""
-    name = settings.asr_backend
-    if name == "faster_whisper":
-        from textbook.transcript.asr.faster_whisper import FasterWhisperAsr
+    """The backend ``transcript.asr_backend`` names (textbook.models' registry), loaded."""
+    from textbook import models
 
-        return FasterWhisperAsr(settings.asr_model, settings.device, settings.compute_type)
-    if name == "whisperx":
-        from textbook.transcript.asr.whisperx import WhisperxAsr
-
-        return WhisperxAsr(settings.asr_model, settings.device, settings.compute_type)
-    raise AsrError(f"transcript.asr_backend: unknown ASR backend {name!r}; known: {', '.join(BACKENDS)}")
+    return models.build("asr", settings, "transcript", settings.asr_backend, "transcript.asr_backend")

@@ -1,0 +1,60 @@
+"""Every model the pipeline runs, behind one registry: a name in the settings picks the backend.
+
+Kinds and backends (``backends(kind)`` lists them with what each needs):
+llm: ``none`` (offline), ``openai``, ``transformers``; vlm: ``openai``; text_embedder: ``minilm``
+(packaged, offline), ``sentence_transformers``; asr: ``faster_whisper``, ``whisperx``; ocr:
+``tesseract``. ``configured(settings)`` is what the model server builds before it reports healthy.
+vLLM's offline engine is not a backend here: serve the model with ``vllm serve`` and use ``openai``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from textbook.models import builtin, embedders, openai, transformers_chat  # noqa: F401 - they register
+from textbook.models.registry import BackendError, backends, build, cache_key, load, register
+
+__all__ = ["BackendError", "ModelUse", "backends", "build", "cache_key", "configured", "load", "register"]
+
+
+class ModelUse(NamedTuple):
+    """One model a stage loads: its kind, settings, where those sit, and the name's setting if not ``backend``."""
+
+    kind: str
+    cfg: Any
+    where: str
+    name: str | None = None
+    setting: str | None = None
+
+    def load(self, ctx: Any) -> Any:
+        return load(ctx, self.kind, self.cfg, self.where, self.name, self.setting)
+
+
+def asr_use(settings: Any) -> ModelUse:
+    t = settings.transcript
+    return ModelUse("asr", t, "transcript", t.asr_backend, "transcript.asr_backend")
+
+
+def refine_uses(settings: Any) -> dict[str, Any]:
+    """The refine stage's models: the refiner, each judge, and the drift guard's embedder."""
+    r = settings.refine
+    return {"llm": ModelUse("llm", r.llm, "refine.llm"),
+            "judges": [ModelUse("llm", j, f"refine.judges[{i}]") for i, j in enumerate(r.judges)],
+            "embedder": ModelUse("text_embedder", r.embedder, "refine.embedder")}
+
+
+def visual_filter_use() -> ModelUse:
+    """The visual filter's relatedness embedder (the packaged MiniLM)."""
+    return ModelUse("text_embedder", embedders.MINILM, "visual_filter")
+
+
+def configured(settings: Any) -> list[ModelUse]:
+    """The models the GPU queue's stages will load under ``settings`` (the drift guard's embedder
+    only where a refiner runs, the visual filter's where its heuristic does)."""
+    uses = refine_uses(settings)
+    out = [asr_use(settings), uses["llm"], *uses["judges"]]
+    if settings.refine.llm.backend != "none":
+        out.append(uses["embedder"])
+    if settings.visual_filter.backend == "heuristic":
+        out.append(visual_filter_use())
+    return out

@@ -1,0 +1,33 @@
+"""The backends that existed before the registry (ASR, tesseract) and the offline "no model"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textbook.models.registry import register
+
+
+@register("asr", "faster_whisper", about="CTranslate2 Whisper; default the packaged tiny.en, offline")
+def faster_whisper(cfg: Any):  # noqa: ANN201 - cfg: TranscriptSettings
+    from textbook.transcript.asr.faster_whisper import FasterWhisperAsr
+
+    return FasterWhisperAsr(cfg.asr_model, cfg.device, cfg.compute_type)
+
+
+@register("asr", "whisperx", about="whisperx with forced alignment (GPU worker image)")
+def whisperx(cfg: Any):  # noqa: ANN201
+    from textbook.transcript.asr.whisperx import WhisperxAsr
+
+    return WhisperxAsr(cfg.asr_model, cfg.device, cfg.compute_type)
+
+
+@register("ocr", "tesseract", about="tesseract, offline")
+def tesseract(cfg: Any):  # noqa: ANN201 - cfg: OcrSettings
+    from textbook.stages.ocr import Tesseract
+
+    return Tesseract(cfg.language, cfg.threads)
+
+
+@register("llm", "none", about="no model: scoring and refinement are skipped, and the records say so")
+def no_llm(cfg: Any) -> None:
+    return None
