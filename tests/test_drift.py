@@ -97,7 +97,8 @@ def _ranges(embedder, pairs):
     cos = [float(vectors[i] @ vectors[len(pairs) + i]) for i in range(len(pairs))]
     kept = [kept_share(a, b) for a, b in pairs]
     added = [added_share(a, b) for a, b in pairs]
-    return {name: (round(min(v), 2), round(max(v), 2)) for name, v in (("cosine", cos), ("kept", kept), ("added", added))}
+    measures = {"cosine": cos, "kept": kept, "added": added}
+    return {name: (round(min(v), 2), round(max(v), 2)) for name, v in measures.items()}
 
 
 def test_faithful_refinements_are_kept_and_drifted_ones_fall_back(minilm):

@@ -74,5 +74,6 @@ def test_unreachable_server_is_a_clear_error(ctx):
 
 def test_a_misconfigured_model_stops_the_server_before_it_listens(ctx):
     bad = Context(ctx.settings.replace(refine={"judges": [{"backend": "openai", "model": "m"}]}), ctx.store, ctx.db)
-    with pytest.raises(BackendError, match=r"refine\.judges\[0\]\.backend 'openai' needs refine\.judges\[0\]\.endpoint"):
+    with pytest.raises(BackendError,
+                       match=r"refine\.judges\[0\]\.backend 'openai' needs refine\.judges\[0\]\.endpoint"):
         ModelServer(bad, port=0)

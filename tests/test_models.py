@@ -29,7 +29,8 @@ def test_an_unknown_name_lists_the_kind_s_backends():
 
 
 @pytest.mark.parametrize("cfg, message", [
-    (ModelSettings(backend="openai", model="m"), r"refine\.judges\[1\]\.backend 'openai' needs refine\.judges\[1\]\.endpoint"),
+    (ModelSettings(backend="openai", model="m"),
+     r"refine\.judges\[1\]\.backend 'openai' needs refine\.judges\[1\]\.endpoint"),
     (ModelSettings(backend="openai", endpoint="http://x/v1"), r"needs refine\.judges\[1\]\.model \(the served"),
     (ModelSettings(backend="transformers"), r"needs refine\.judges\[1\]\.model \(a local model folder\)"),
     (ModelSettings(backend="transformers", model="/no/such/folder"), r"'/no/such/folder' is not a folder"),

@@ -15,7 +15,7 @@ from textbook.context import Context
 from textbook.export import export_dataset
 from textbook.pipeline import stage_by_name
 from textbook.records import Segment, Transcript
-from textbook.runner import run_stage
+from textbook.runner import StageFailed, run_stage
 
 SCORES = {"keep": (8, 7, 9), "reject": (2, 6, 8)}
 
@@ -39,7 +39,8 @@ def server():
         yield srv
 
 
-def _video(ctx: Context, vid: str = "vid1", said: tuple[str, ...] = ("the derivative measures how fast a function changes",)):
+def _video(ctx: Context, vid: str = "vid1",
+           said: tuple[str, ...] = ("the derivative measures how fast a function changes",)):
     """A video whose stages up to filters finished, its transcript one 5 s segment per line of ``said``."""
     add_knowledge_point(ctx, "math-1")
     video = register(ctx, vid, "math-1", title="Derivatives")
@@ -91,7 +92,8 @@ def test_two_judges_drop_a_video_only_when_both_reject(ctx, server):
 def test_any_reject_rule_and_a_unanimous_rejection_drop_it(ctx, server):
     _video(ctx)
     _, run, doc = _refine(_with(ctx, server, ["keep", "reject"], rule="any_reject"))
-    assert run.result["filtered"] == "llm_judges: 1 of 2 judges rejected (a criterion under 5); rule any_reject: dropped"
+    assert run.result["filtered"] == ("llm_judges: 1 of 2 judges rejected (a criterion under 5); "
+                                      "rule any_reject: dropped")
     assert doc["refinement"]["skipped"] == "the judges dropped the video"
     _video(ctx, "vid2")
     _, run, _ = _refine(_with(ctx, server, ["reject", "reject"]), "vid2")
@@ -107,9 +109,11 @@ def test_an_unreadable_answer_is_asked_again_then_recorded_unparseable(ctx, serv
                        "scores": None, "reason": "no readable scores in two answers", "verdict": "unparseable",
                        "prompt_version": judges.PROMPT_VERSION, "score": None}
     retry = [r["body"]["messages"] for r in server.requests if r["body"]["model"] == "garbled"][1]
-    assert [m["role"] for m in retry] == ["system", "user", "assistant", "user"] and retry[-1]["content"] == judges.REMINDER
+    assert [m["role"] for m in retry] == ["system", "user", "assistant", "user"]
+    assert retry[-1]["content"] == judges.REMINDER
     assert rejecting["verdict"] == "reject" and not run.result.get("filtered")
-    assert doc["scoring"]["reason"] == "1 of 3 judges rejected (a criterion under 5), 1 unparseable; rule all_reject: kept"
+    assert doc["scoring"]["reason"] == ("1 of 3 judges rejected (a criterion under 5), 1 unparseable; "
+                                        "rule all_reject: kept")
 
 
 def test_an_unparseable_judge_never_passes_or_rejects_on_its_own():
@@ -144,3 +148,11 @@ def test_videos_jsonl_shows_every_judge_and_the_combined_verdict(tmp_path):
             "reason": "1 of 2 judges rejected; rule all_reject: kept"} in judged["verdicts"]
     assert records["vidO"]["judges"] == [] and all(v["name"] != "llm_judges" for v in records["vidO"]["verdicts"])
     assert records["vidO"]["refinement"] == {"backend": "test", "refined": False}
+
+
+def test_a_judge_without_a_model_is_an_error_naming_it(ctx):
+    _video(ctx)
+    bad = Context(ctx.settings.replace(refine={"judges": [{"backend": "none"}]}), ctx.store, ctx.db)
+    with pytest.raises(StageFailed, match=r"refine\.judges\[0\]\.backend is none: a judge needs a model"):
+        _refine(bad)
+    assert ctx.db.run("vid1", "refine").result["category"] == "model_error"

@@ -65,7 +65,6 @@ class OpenAIChat:
 
     def __init__(self, cfg: ModelSettings) -> None:
         self.cfg = cfg
-        self.name = f"openai:{cfg.model}"
 
     def chat(self, conversations: Sequence[Sequence[Message]], max_new_tokens: int | None = None) -> list[str]:
         return [chat(self.cfg.endpoint, self.cfg.model, list(c), max_tokens=max_new_tokens or self.cfg.max_new_tokens,

@@ -67,7 +67,8 @@ def check_needs(backend: Backend, cfg: Any, where: str) -> None:
     head = f"{where}.backend {backend.name!r}"
     for need in backend.needs:
         if need == "endpoint" and not cfg.endpoint:
-            raise BackendError(f"{head} needs {where}.endpoint (an OpenAI-compatible base URL, e.g. http://vllm:8000/v1)")
+            raise BackendError(f"{head} needs {where}.endpoint "
+                               "(an OpenAI-compatible base URL, e.g. http://vllm:8000/v1)")
         if need in ("model", "model_dir") and not cfg.model:
             raise BackendError(f"{head} needs {where}.model"
                                + (" (a local model folder)" if need == "model_dir" else " (the served model's name)"))

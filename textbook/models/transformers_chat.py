@@ -7,7 +7,6 @@ so that is an error rather than a silent plain-text join.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 from textbook.config import ModelSettings
@@ -20,13 +19,13 @@ def torch_device(device: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
-@register("llm", "transformers", needs=("model_dir",), about="a local model folder; chat template; batched; CPU or CUDA")
+@register("llm", "transformers", needs=("model_dir",),
+          about="a local model folder; chat template; batched; CPU or CUDA")
 class TransformersChat:
     def __init__(self, cfg: ModelSettings) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.cfg = cfg
-        self.name = f"transformers:{Path(cfg.model).name}"
         self.device = torch_device(cfg.device)
         # Left padding: a batch's prompts end where generation starts.
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, local_files_only=True, padding_side="left")

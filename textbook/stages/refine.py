@@ -28,6 +28,9 @@ def score(video: Video, ctx: Context, transcript: Transcript) -> tuple[dict[str,
     if not uses:
         return {"skipped": "no judges configured (refine.judges is empty)", "judges": []}, ""
     panel = [(f"{u.cfg.backend}:{u.cfg.model}", u.load(ctx)) for u in uses]
+    for use, (_, llm) in zip(uses, panel):
+        if llm is None:
+            raise models.BackendError(f"{use.where}.backend is none: a judge needs a model (or remove it)")
     question = judges.question(knowledge_point(video, ctx), video.title, video.description, transcript.text)
     decision = judges.combine(judges.ask(panel, question, cfg.min_score), cfg.judge_rule, cfg.min_score)
     record = {"rule": cfg.judge_rule, "min_score": cfg.min_score, "prompt_version": judges.PROMPT_VERSION,

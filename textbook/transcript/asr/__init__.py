@@ -16,6 +16,7 @@ from typing import Protocol
 from textbook.config import TranscriptSettings
 from textbook.records import Segment
 
+
 class AsrError(RuntimeError):
     """A backend cannot run here (model missing, package missing) or cannot read its input."""
 
