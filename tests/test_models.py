@@ -150,3 +150,27 @@ def test_a_tiny_random_judge_is_recorded_unparseable_after_one_retry(tiny_llm):
                 "refine.judges[0]")
     [verdict] = judges.ask([("tiny", llm)], judges.question("Derivatives", "t", "d", "the derivative"), 5.0)
     assert (verdict.verdict, verdict.scores, len(verdict.answers)) == ("unparseable", None, 2)
+
+
+def test_transformers_vision_places_images_and_batches(tmp_path):
+    from PIL import Image
+
+    from textbook.train.tiny import build_tiny_llava
+
+    folder = build_tiny_llava(tmp_path / "tiny-vlm", ["user: what is on the slide? assistant: a formula"] * 10)
+    vlm = build("vlm", ModelSettings(backend="transformers", model=str(folder), device="cpu", batch_size=2,
+                                     max_new_tokens=4), "clips.vlm")
+    for n, colour in enumerate(("red", "blue")):
+        Image.new("RGB", (40, 30), colour).save(tmp_path / f"{n}.png")
+    ask = [{"role": "user", "content": [{"type": "text", "text": "what is on the slide?"},
+                                        {"type": "image", "path": str(tmp_path / "0.png")}]}]
+    two = [{"role": "user", "content": [{"type": "image", "path": str(tmp_path / "0.png")},
+                                        {"type": "image", "path": str(tmp_path / "1.png")},
+                                        {"type": "text", "text": "compare"}]}]
+    assert vlm.prompts([ask])[0] == "<s>user: what is on the slide?<image></s>\n<s>assistant:"
+    calls = []
+    generate = vlm.model.generate
+    vlm.model.generate = lambda **kw: calls.append(tuple(kw["pixel_values"].shape[:1])) or generate(**kw)
+    answers = vlm.chat([ask, two, ask])
+    assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
+    assert calls == [(3,), (1,)]  # batch of two conversations (three images), then one

@@ -1,7 +1,7 @@
 """Every model the pipeline runs, behind one registry: a name in the settings picks the backend.
 
 Kinds and backends (``backends(kind)`` lists them with what each needs):
-llm: ``none`` (offline), ``openai``, ``transformers``; vlm: ``openai``; text_embedder: ``minilm``
+llm: ``none`` (offline), ``openai``, ``transformers``; vlm: ``openai``, ``transformers``; text_embedder: ``minilm``
 (packaged, offline), ``sentence_transformers``; asr: ``faster_whisper``, ``whisperx``; ocr:
 ``tesseract``. ``configured(settings)`` is what the model server builds before it reports healthy.
 vLLM's offline engine is not a backend here: serve the model with ``vllm serve`` and use ``openai``.
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from textbook.models import builtin, embedders, openai, transformers_chat  # noqa: F401 - they register
+from textbook.models import (  # noqa: F401 - each registers its backends
+    builtin, embedders, openai, transformers_chat, transformers_vision)
 from textbook.models.registry import BackendError, backends, build, cache_key, load, register
 
 __all__ = ["BackendError", "ModelUse", "backends", "build", "cache_key", "configured", "load", "register"]

@@ -49,6 +49,13 @@ CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}<
                  "{% if add_generation_prompt %}<s>assistant:{% endif %}")
 
 
+# The same for a VLM: an image part becomes the processor's image token.
+VLM_CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}: {% if m['content'] is string %}"
+                     "{{ m['content'] }}{% else %}{% for p in m['content'] %}{% if p['type'] == 'image' %}<image>"
+                     "{% else %}{{ p['text'] }}{% endif %}{% endfor %}{% endif %}</s>\n{% endfor %}"
+                     "{% if add_generation_prompt %}<s>assistant:{% endif %}")
+
+
 def build_tiny_llm(out: Path, texts: Iterable[str], seed: int = 0) -> Path:
     """Save a tiny random LlamaForCausalLM and its tokenizer, with ``CHAT_TEMPLATE``, into ``out``."""
     import torch
@@ -114,7 +121,7 @@ def build_tiny_llava(out: Path, texts: Iterable[str], extra_special: Iterable[st
                                    crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
     processor = LlavaProcessor(image_processor=images, tokenizer=tokenizer, patch_size=PATCH,
                                vision_feature_select_strategy="default", image_token=IMAGE_TOKEN,
-                               num_additional_image_tokens=1)
+                               num_additional_image_tokens=1, chat_template=VLM_CHAT_TEMPLATE)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
