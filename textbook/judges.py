@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-PROMPT_VERSION = "judge-v1"
+PROMPT_VERSION = "judge-v1"  # bump with any change to the prompts below: it is in the stage's version
 CRITERIA = ("relevance", "knowledge_density", "transcription_quality")
 SYSTEM = (
     "You judge videos as material for a school textbook on one knowledge point. Rate the video from 0 to 10 "

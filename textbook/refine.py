@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-PROMPT_VERSION = "refine-v1"
+PROMPT_VERSION = "refine-v1"  # bump with any change to the prompts below: it is in the stage's version
 SYSTEM = (
     "You clean up speech transcripts of lectures. Each input line is 'N: text'. Fix recognition errors, "
     "punctuation and casing, remove filler words, keep the meaning and the speaker's words otherwise. Answer "

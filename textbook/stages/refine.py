@@ -10,6 +10,8 @@ from textbook.context import Context
 from textbook.drift import Thresholds, guard
 from textbook.records import Segment, Transcript, Video
 from textbook.refine import PROMPT_VERSION, refine_lines
+
+VERSION = f"2+{judges.PROMPT_VERSION}+{PROMPT_VERSION}"  # a new prompt version re-runs the stage
 from textbook.stages.base import StageResult, stage
 
 
@@ -56,7 +58,7 @@ def refine(ctx: Context, transcript: Transcript) -> tuple[dict[str, Any], list[S
     return record, segments
 
 
-@stage("refine", sections=("refine",), requires=("filters",), model=True, version="2")
+@stage("refine", sections=("refine",), requires=("filters",), model=True, version=VERSION)
 def run(video: Video, ctx: Context) -> StageResult:
     transcript = Transcript.from_dict(read_input(ctx, video.video_id, "transcript"))
     scoring, dropped = score(video, ctx, transcript)
