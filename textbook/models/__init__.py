@@ -36,12 +36,19 @@ def asr_use(settings: Any) -> ModelUse:
     return ModelUse("asr", t, "transcript", t.asr_backend, "transcript.asr_backend")
 
 
-def refine_uses(settings: Any) -> dict[str, Any]:
+class RefineModels(NamedTuple):
     """The refine stage's models: the refiner, each judge, and the drift guard's embedder."""
+
+    llm: ModelUse
+    judges: list[ModelUse]
+    embedder: ModelUse
+
+
+def refine_uses(settings: Any) -> RefineModels:
     r = settings.refine
-    return {"llm": ModelUse("llm", r.llm, "refine.llm"),
-            "judges": [ModelUse("llm", j, f"refine.judges[{i}]") for i, j in enumerate(r.judges)],
-            "embedder": ModelUse("text_embedder", r.embedder, "refine.embedder")}
+    return RefineModels(ModelUse("llm", r.llm, "refine.llm"),
+                        [ModelUse("llm", j, f"refine.judges[{i}]") for i, j in enumerate(r.judges)],
+                        ModelUse("text_embedder", r.embedder, "refine.embedder"))
 
 
 def visual_filter_use() -> ModelUse:
@@ -53,9 +60,9 @@ def configured(settings: Any) -> list[ModelUse]:
     """The models the GPU queue's stages will load under ``settings`` (the drift guard's embedder
     only where a refiner runs, the visual filter's where its heuristic does)."""
     uses = refine_uses(settings)
-    out = [asr_use(settings), uses["llm"], *uses["judges"]]
+    out = [asr_use(settings), uses.llm, *uses.judges]
     if settings.refine.llm.backend != "none":
-        out.append(uses["embedder"])
+        out.append(uses.embedder)
     if settings.visual_filter.backend == "heuristic":
         out.append(visual_filter_use())
     return out

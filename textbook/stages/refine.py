@@ -26,7 +26,7 @@ def knowledge_point(video: Video, ctx: Context) -> str:
 
 def score(video: Video, ctx: Context, transcript: Transcript) -> tuple[dict[str, Any], str]:
     """The judges' record and the reason the video is dropped ('' when kept)."""
-    cfg, uses = ctx.settings.refine, models.refine_uses(ctx.settings)["judges"]
+    cfg, uses = ctx.settings.refine, models.refine_uses(ctx.settings).judges
     if not uses:
         return {"skipped": "no judges configured (refine.judges is empty)", "judges": []}, ""
     panel = [(f"{u.cfg.backend}:{u.cfg.model}", u.load(ctx)) for u in uses]
@@ -45,12 +45,12 @@ def refine(ctx: Context, transcript: Transcript) -> tuple[dict[str, Any], list[S
     """The refinement's record and the segments to keep (originals where the refinement drifted)."""
     cfg, uses = ctx.settings.refine, models.refine_uses(ctx.settings)
     originals = [s.text for s in transcript.segments]
-    llm = uses["llm"].load(ctx)
+    llm = uses.llm.load(ctx)
     if llm is None:
         return ({"backend": "none", "refined": False, "skipped": "no LLM configured (refine.llm.backend: none)"},
                 transcript.segments)
     limits = Thresholds(cfg.drift_min_cosine, cfg.drift_min_kept_words, cfg.drift_max_added_words)
-    texts, checks = guard(uses["embedder"].load(ctx), originals, refine_lines(llm, originals), limits)
+    texts, checks = guard(uses.embedder.load(ctx), originals, refine_lines(llm, originals), limits)
     segments = [Segment(s.start, s.end, t) for s, t in zip(transcript.segments, texts, strict=True)]
     record = {"backend": cfg.llm.backend, "model": cfg.llm.model, "prompt_version": PROMPT_VERSION, "refined": True,
               "changed": sum(not c.rejected for c in checks), "drift_rejected": sum(c.rejected for c in checks),
