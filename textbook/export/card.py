@@ -197,7 +197,7 @@ def _date(value: str | None) -> str:
     return value[:10] if value else "n/a"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -210,7 +210,7 @@ STATS_HEADER = ("Subject", "Videos", "Hours", "Clips", "Keyframes", "Transcript 
 def _statistics(facts: CorpusFacts) -> str:
     rows = [facts.subjects[s].row(s) for s in sorted(facts.subjects)]
     rows.append(facts.overall.row("**Overall**"))
-    return _table(list(STATS_HEADER), rows)
+    return table(list(STATS_HEADER), rows)
 
 
 def _funnel(facts: CorpusFacts) -> str:
@@ -220,9 +220,9 @@ def _funnel(facts: CorpusFacts) -> str:
         ("finished the pipeline", facts.finished),
         ("exported", facts.exported),
     ]
-    out = _table(["Step", "Videos"], steps)
+    out = table(["Step", "Videos"], steps)
     if facts.rest:
-        out += "\n\nThe rest, by reason:\n\n" + _table(["Outcome", "Reason", "Videos"],
+        out += "\n\nThe rest, by reason:\n\n" + table(["Outcome", "Reason", "Videos"],
                                                        [(o, r, n) for (o, r), n in sorted(facts.rest.items())])
     return out
 
@@ -233,12 +233,12 @@ def _taxonomy(kps: list[KnowledgePoint], facts: CorpusFacts) -> str:
         groups[(kp.subject, kp.course, kp.sub_course)].append(kp)
     rows = [(*key, len(g), sum(facts.found[k.id] for k in g), sum(facts.kept[k.id] for k in g))
             for key, g in sorted(groups.items())]
-    return _table(["Subject", "Course", "Sub-course", "Knowledge points", "Videos (own)", "Videos exported"], rows)
+    return table(["Subject", "Course", "Sub-course", "Knowledge points", "Videos (own)", "Videos exported"], rows)
 
 
 def _fingerprints(facts: CorpusFacts) -> str:
     rows = [(stage, h or "(none)", n) for stage, c in facts.fingerprints.items() for h, n in sorted(c.items())]
-    return _table(["Stage", "Config fingerprint", "Videos"], rows) if rows else "No stage runs."
+    return table(["Stage", "Config fingerprint", "Videos"], rows) if rows else "No stage runs."
 
 
 def _columns(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -294,8 +294,9 @@ def _front_matter(compat: bool) -> str:
 
 
 def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusFacts, files: list[str],
-                images: int, stage_settings: dict[str, dict[str, Any]]) -> str:
-    """``files``: the views' lines of the "Files" section (views.View.card)."""
+                images: int, stage_settings: dict[str, dict[str, Any]], measures: Sequence[str] = ()) -> str:
+    """``files``: the views' lines of the "Files" section (views.View.card); ``measures``: their
+    sections after the statistics (views.View.card_section)."""
     exp = settings.export
     config = made_with(settings, facts, stage_settings)
     created = facts.created or [None, None]
@@ -325,6 +326,7 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusF
         "Keyframes are those shown in the OBELICS view (kept by the visual filter). A sample may hold videos of "
         "several subjects; a subject's row describes the samples that hold any of its videos, so per-subject "
         "sample counts can add up to more than the total.\n",
+        *measures,
         "## Files\n",
         *files,
         "- Column types are declared in this card's `dataset_info`, so HF `datasets` reads every shard alike.",
