@@ -237,17 +237,19 @@ class ExportSettings:
     m4_placement: str = knob("mixed", choices=("interleaved", "in_front", "mixed"))
     m4_mixed_ratio: float = knob(0.5, ge=0, le=1)  # share of in-front records when mixed
     # InSI-SIM, the paper's image-coherence figure (Table 1; textbook/insi_sim.py), measured on this many
-    # samples chosen by a hash of their image paths seeded with ``seed``; 0: not measured. SSIM over every
-    # pair of a sample's images costs about 5 ms a pair at 320 px wide on one core (0.15 s at 1280x720),
-    # and a sample of ~11 images has ~55 pairs: 300 samples take about 1.5 minutes.
+    # samples chosen by a hash of their image paths seeded with ``seed``; 0: not measured. SSIM costs
+    # about 5 ms a pair at 320 px wide on one core, 0.15 s at 1280x720; a sample of ~11 images has ~55
+    # pairs, so 300 samples take about 1.5 minutes at 320 px.
     insi_sim_samples: int = knob(300, ge=0, added=True)
     # A local CLIP model folder (the paper's: clip-vit-large-patch14-336) for the CLIP term; empty: the
-    # SSIM term alone, labelled so. A path, so operational: the card names the model by its folder name.
-    insi_sim_clip_model: str = knob("", operational=True, added=True)
+    # SSIM term alone, labelled so.
+    insi_sim_clip_model: str = knob("", added=True)
     insi_sim_device: str = knob("cpu", choices=("cpu", "cuda"), operational=True, added=True)
     # paper: the paper's formula; official_script: the official script's arithmetic (CLIP term normalised twice)
     insi_sim_arithmetic: str = knob("paper", choices=("paper", "official_script"), added=True)
-    # SSIM on grayscale images this many pixels wide; 0: as stored (the official script, 30x slower at 720p)
+    # SSIM on grayscale images this many pixels wide; 0: as stored, as the official script does (30x slower
+    # at 720p). The scale matters: the demo course's 3 samples (1280x720 slides) give an SSIM-only InSI-SIM
+    # of 0.714 at 320 px and 0.857 as stored, so only 0 compares with the paper's figures.
     insi_sim_ssim_width: int = knob(320, ge=0, le=4096, added=True)
     # The HTML report gives pages (and its duplicate audit) to at most this many videos, a fixed
     # sample above it; its funnel and statistics always count every video.

@@ -68,7 +68,9 @@ class Method:
         return "CLIP + SSIM (the paper's formula)"
 
     def describe(self) -> str:
-        size = f"scaled to {self.ssim_width} px wide" if self.ssim_width else "at their stored size"
+        size = (f"scaled to {self.ssim_width} px wide (SSIM depends on the scale: the official script compares "
+                "images at their stored size, export.insi_sim_ssim_width: 0)" if self.ssim_width
+                else "at their stored size, as the official script")
         clip = (f"CLIP image embeddings of `{Path(self.clip_model).name}` (a local folder)" if self.clip_model
                 else "no CLIP model (export.insi_sim_clip_model is empty), so the CLIP term is left out")
         return f"{self.label}: SSIM on grayscale images {size}; {clip}."
