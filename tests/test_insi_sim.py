@@ -14,7 +14,8 @@ from PIL import Image
 from export_helpers import ClipSpec, add_done_video, add_knowledge_point, make_context, obelics_samples, read_jsonl
 from textbook.cli import main
 from textbook.export import export_dataset, validate_dataset
-from textbook.insi_sim import (Chooser, ClipImages, Measurement, Method, Pair, SampleResult, measure_corpus,
+from textbook.clip_images import ClipImages
+from textbook.insi_sim import (Chooser, Measurement, Method, Pair, SampleResult, measure_corpus,
                                measure_images, sample_score)
 from textbook.train.tiny import build_tiny_clip
 

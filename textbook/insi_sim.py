@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from textbook.clip_images import ClipImages
 from textbook.stages.keyframes import compare_image, ssim
 
 ARITHMETICS = ("paper", "official_script")
@@ -117,31 +118,6 @@ def pair_ssim(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"an image of {a.shape[1]}x{a.shape[0]} px is smaller than SSIM's "
                          f"{SSIM_WINDOW} px window")
     return ssim(a, b)
-
-
-class ClipImages:
-    """CLIP image embeddings from a local model folder (a ``CLIPModel`` checkpoint with its
-    ``preprocessor_config.json``), preprocessed with PIL: torchvision is not needed."""
-
-    def __init__(self, folder: str, device: str = "cpu") -> None:
-        import torch
-        from transformers import CLIPImageProcessorPil, CLIPModel
-
-        path = Path(folder).expanduser()
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"CLIP model folder {path}: no config.json (a local CLIPModel checkpoint)")
-        self.torch, self.device = torch, device
-        self.processor = CLIPImageProcessorPil.from_pretrained(path)
-        self.model = CLIPModel.from_pretrained(path).to(device).eval()
-
-    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """One unit-length row per image."""
-        torch = self.torch
-        with torch.inference_mode():
-            pixels = self.processor(images=list(images), return_tensors="pt")["pixel_values"].to(self.device)
-            features = self.model.get_image_features(pixel_values=pixels).pooler_output.float()
-            features = torch.nn.functional.normalize(features, dim=-1)
-        return features.cpu().numpy().astype(np.float64)
 
 
 def measure_images(images: Sequence[Image.Image], method: Method, clip: ClipImages | None) -> list[Pair]:
