@@ -54,6 +54,7 @@ def video_facts(entry: VideoEntry) -> dict[str, Any]:
         "downloaded": download is not None and download.status == "done" and not download.result.get("filtered"),
         "duration": entry.duration or 0.0, "clips": len(clips), "images": sum(len(c.images) for c in clips),
         "text_tokens": sum(c.text_tokens for c in clips), "ocr_tokens": sum(count_tokens(c.ocr_text) for c in clips),
+        "refined_clips": sum(c.refined_asr != c.asr for c in clips),
         "runs": [[r.stage, r.config_hash] for r in entry.runs],
         "created_at": entry.created_at.isoformat() if entry.created_at else None,
         "finished_at": max(finished).isoformat() if finished else None,
@@ -93,6 +94,7 @@ class _SubjectStats:
     images: int = 0
     text_tokens: int = 0
     ocr_tokens: int = 0
+    refined_clips: int = 0  # clips whose text the refinement changed
     samples: int = 0
     image_num: _Spread = field(default_factory=_Spread)
     text_num: _Spread = field(default_factory=_Spread)
@@ -100,7 +102,7 @@ class _SubjectStats:
     def add_video(self, facts: dict[str, Any]) -> None:
         self.videos += 1
         self.seconds += facts["duration"]
-        for name in ("clips", "images", "text_tokens", "ocr_tokens"):
+        for name in ("clips", "images", "text_tokens", "ocr_tokens", "refined_clips"):
             setattr(self, name, getattr(self, name) + facts[name])
 
     def add_sample(self, image_num: int, text_num: int) -> None:
@@ -241,6 +243,33 @@ def _fingerprints(facts: CorpusFacts) -> str:
     return table(["Stage", "Config fingerprint", "Videos"], rows) if rows else "No stage runs."
 
 
+def _made_with(config: dict[str, Any], section: str, name: str, before: str) -> str:
+    """The value of ``section.name`` the exported videos were made with, each variant with its
+    videos where they differ; ``before``: the value of videos made before the knob existed."""
+    recorded = config.get(section)
+    if recorded is None:
+        return "not recorded"
+    if "varies" in recorded:
+        return "; ".join(f"{v['settings'].get(name, before)} ({v['videos']} video(s))" for v in recorded["varies"])
+    return str(recorded.get(name, before))
+
+
+def _switches(config: dict[str, Any], facts: CorpusFacts) -> str:
+    """The paper's Table 6 ablations as this corpus was made, each with what it did to the corpus."""
+    o = facts.overall
+    hours = o.seconds / 3600
+    per_hour = f", {o.images / hours:.1f} per video hour" if hours else ""
+    rows = [
+        ("Keyframe extractor (`keyframes.extractor`: ssim, pixel, clip)", _made_with(config, "keyframes", "extractor", "ssim"),
+         f"{o.images} keyframes shown{per_hour}"),
+        ("ASR refinement (`refine.backend`; none: off)", _made_with(config, "refine", "backend", "none"),
+         f"{o.refined_clips} of {o.clips} clips' text changed by the refinement"),
+        ("OCR (`ocr.backend`; none: off)", _made_with(config, "ocr", "backend", "tesseract"),
+         f"{o.ocr_tokens} OCR tokens in `text_ocr_list`"),
+    ]
+    return table(["Switch", "Exported videos made with", "Effect on this corpus"], rows)
+
+
 def _columns(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """HF ``dataset_info`` features in the card's YAML form: 'str' dtypes, ['dtype'] lists, dict structs."""
     out = []
@@ -327,6 +356,8 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusF
         "several subjects; a subject's row describes the samples that hold any of its videos, so per-subject "
         "sample counts can add up to more than the total.\n",
         *measures,
+        "## Ablation switches (the paper's Table 6)\n",
+        _switches(config, facts) + "\n",
         "## Files\n",
         *files,
         "- Column types are declared in this card's `dataset_info`, so HF `datasets` reads every shard alike.",
