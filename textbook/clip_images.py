@@ -4,6 +4,7 @@ extractor. Nothing is downloaded: the folder holds a ``CLIPModel`` checkpoint an
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -31,3 +32,9 @@ class ClipImages:
             features = self.model.get_image_features(pixel_values=pixels).pooler_output.float()
             features = torch.nn.functional.normalize(features, dim=-1)
         return features.cpu().numpy().astype(np.float64)
+
+
+@lru_cache(maxsize=2)
+def clip_images(folder: str, device: str = "cpu") -> ClipImages:
+    """One model per folder and device in a process: a worker runs the keyframe stage once per video."""
+    return ClipImages(folder, device)

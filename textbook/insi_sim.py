@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from textbook.clip_images import ClipImages
+from textbook.clip_images import ClipImages, clip_images
 from textbook.stages.keyframes import compare_image, ssim
 
 ARITHMETICS = ("paper", "official_script")
@@ -263,7 +263,7 @@ def measure_chosen(chooser: Chooser, root: Path, method: Method, device: str = "
                    index_of: dict[int, int] | None = None) -> Measurement:
     """Measure the chooser's samples, their images read under ``root``; ``index_of`` maps the
     chooser's indices to the ones reported (default: the same)."""
-    clip = ClipImages(method.clip_model, device) if method.clip_model else None
+    clip = clip_images(method.clip_model, device) if method.clip_model else None
     chosen = sorted(((index_of or {}).get(i, i), images) for i, images in chooser.chosen())
     results = [measure_sample(index, images, root, method, clip) for index, images in chosen]
     return Measurement(method, chooser.seed, chooser.count, chooser.eligible, results)

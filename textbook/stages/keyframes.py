@@ -71,9 +71,9 @@ def extractor(cfg: KeyframeSettings) -> tuple[Callable[[Any, Any], float], float
     if cfg.extractor == "clip":
         if not cfg.clip_model:
             raise ValueError("keyframes.extractor clip needs keyframes.clip_model, a local CLIP model folder")
-        from textbook.clip_images import ClipImages
+        from textbook.clip_images import clip_images
 
-        clip = ClipImages(cfg.clip_model, cfg.clip_device)
+        clip = clip_images(cfg.clip_model, cfg.clip_device)
         return cosine, cfg.clip_threshold, lambda frame: clip.embed([Image.fromarray(frame)])[0]
     return ssim, cfg.ssim_threshold, None
 
