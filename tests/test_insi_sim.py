@@ -132,7 +132,8 @@ def test_the_export_measures_a_seeded_sample_and_shows_table_1(tmp_path, capsys)
         assert all(p["clip_cosine"] is None for p in line["pairs"])
         assert line["score"] == pytest.approx(np.mean([p["ssim"] for p in line["pairs"]]), abs=1e-6)
     card = (root / "README.md").read_text()
-    assert "## Coherence (InSI-SIM, the paper's Table 1)" in card and "| This corpus | SSIM only (no CLIP model) |" in card
+    assert "## Coherence (InSI-SIM, the paper's Table 1)" in card
+    assert "| This corpus | SSIM only (no CLIP model) |" in card
     assert "| MMC4 (paper) |" in card and "0.686" in card
 
     # the command measures the same samples the same way

@@ -71,7 +71,8 @@ def test_each_slide_state_gives_one_keyframe(tmp_path, lecture):
     assert Image.open(io.BytesIO(ctx.store.get_bytes(clips[0].sampled[0]))).width == 160
 
     doc = read_input(ctx, VID, "keyframes")
-    assert doc["params"] == {"fps": 1.0, "extractor": "ssim", "threshold": 0.97, "compare_width": 64, "reset_per_clip": False,
+    assert doc["params"] == {"fps": 1.0, "extractor": "ssim", "threshold": 0.97, "compare_width": 64,
+                             "reset_per_clip": False,
                              "settle_share": 0.05, "transition_share": 0.01, "max_window_seconds": 5.0,
                              "decode": "full"}
     assert outcome.summary == {"keyframes": 5, "sampled": 16}

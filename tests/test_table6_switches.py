@@ -40,3 +40,15 @@ def test_videos_made_under_different_switches_are_counted_apart(tmp_path):
     assert rows["Keyframe extractor"][0] in ("ssim (1 video(s)); clip (1 video(s))",
                                              "clip (1 video(s)); ssim (1 video(s))")
     assert rows["OCR"] == ["tesseract", "4 OCR tokens in `text_ocr_list`"]
+
+
+def test_the_extractor_switch_re_runs_nothing_until_it_is_set():
+    from textbook.config import _hash, load_settings, output_knobs
+
+    settings = load_settings(environ={})
+    new = {"extractor", "pixel_threshold", "clip_threshold", "clip_model"}
+    before = {k: v for k, v in output_knobs(settings.keyframes).items() if k not in new}
+    assert settings.section_hash("keyframes") == _hash({"keyframes": before})  # as before the switch existed
+    pixel = settings.replace(keyframes={"extractor": "pixel"})
+    assert pixel.section_hash("keyframes") != settings.section_hash("keyframes")
+    assert output_knobs(pixel.keyframes)["extractor"] == "pixel"

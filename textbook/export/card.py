@@ -225,7 +225,7 @@ def _funnel(facts: CorpusFacts) -> str:
     out = table(["Step", "Videos"], steps)
     if facts.rest:
         out += "\n\nThe rest, by reason:\n\n" + table(["Outcome", "Reason", "Videos"],
-                                                       [(o, r, n) for (o, r), n in sorted(facts.rest.items())])
+                                                      [(o, r, n) for (o, r), n in sorted(facts.rest.items())])
     return out
 
 
@@ -260,8 +260,8 @@ def _switches(config: dict[str, Any], facts: CorpusFacts) -> str:
     hours = o.seconds / 3600
     per_hour = f", {o.images / hours:.1f} per video hour" if hours else ""
     rows = [
-        ("Keyframe extractor (`keyframes.extractor`: ssim, pixel, clip)", _made_with(config, "keyframes", "extractor", "ssim"),
-         f"{o.images} keyframes shown{per_hour}"),
+        ("Keyframe extractor (`keyframes.extractor`: ssim, pixel, clip)",
+         _made_with(config, "keyframes", "extractor", "ssim"), f"{o.images} keyframes shown{per_hour}"),
         ("ASR refinement (`refine.backend`; none: off)", _made_with(config, "refine", "backend", "none"),
          f"{o.refined_clips} of {o.clips} clips' text changed by the refinement"),
         ("OCR (`ocr.backend`; none: off)", _made_with(config, "ocr", "backend", "tesseract"),
