@@ -141,6 +141,10 @@ def test_the_export_measures_a_seeded_sample_and_shows_table_1(tmp_path, capsys)
     assert (tmp_path / "pairs.jsonl").read_bytes() == (root / "insi_sim.jsonl").read_bytes()
     assert "| This corpus | SSIM only (no CLIP model) | 3 |" in capsys.readouterr().out
 
+    broken = dict(lines[0], pairs=lines[0]["pairs"][1:])  # a pair lost
+    (root / "insi_sim.jsonl").write_text("\n".join(json.dumps(line) for line in [broken, *lines[1:]]) + "\n")
+    assert any(p.startswith("insi_sim.jsonl line 1:") for p in validate_dataset(root))
+
 
 def test_the_official_arithmetic_differs_as_the_script_does(tmp_path, tiny_clip):
     ctx = _world(tmp_path, insi_sim_samples=2, insi_sim_clip_model=str(tiny_clip),
