@@ -254,9 +254,9 @@ class ExportSettings:
     m4_placement: str = knob("mixed", choices=("interleaved", "in_front", "mixed"))
     m4_mixed_ratio: float = knob(0.5, ge=0, le=1)  # share of in-front records when mixed
     # InSI-SIM, the paper's image-coherence figure (Table 1; textbook/insi_sim.py), measured on this many
-    # samples chosen by a hash of their image paths seeded with ``seed``; 0: not measured. SSIM costs
-    # about 5 ms a pair at 320 px wide on one core, 0.15 s at 1280x720; a sample of ~11 images has ~55
-    # pairs, so 300 samples take about 1.5 minutes at 320 px.
+    # samples chosen by a hash of their image paths seeded with ``seed``; 0: not measured. The demo
+    # course's 3 samples (102 pairs of 1280x720 keyframes) take 1.1 s at 320 px wide and 15 s as stored
+    # (2 busy cores); the paper's samples hold ~11 images (55 pairs): 300 take about 2 minutes at 320 px.
     insi_sim_samples: int = knob(300, ge=0, added=True)
     # A local CLIP model folder (the paper's: clip-vit-large-patch14-336) for the CLIP term; empty: the
     # SSIM term alone, labelled so.
