@@ -181,15 +181,6 @@ class TaxonomySettings:
 
 
 @dataclass(frozen=True)
-class MetadataSettings:
-    """The LLM rule of the metadata filter: before download, an LLM reads each candidate's title and
-    description and rejects those unrelated to the knowledge point or unsafe. Backend none (the
-    default): the rule is skipped and the record says so."""
-
-    llm: ModelSettings = field(default_factory=ModelSettings)
-
-
-@dataclass(frozen=True)
 class ClipSettings:
     min_seconds: float = knob(10.0, gt=0)
     max_seconds: float = knob(20.0, gt=0)
@@ -364,7 +355,6 @@ class Settings:
     filters: FilterSettings = field(default_factory=FilterSettings)
     refine: RefineSettings = field(default_factory=RefineSettings)
     taxonomy: TaxonomySettings = field(default_factory=TaxonomySettings)
-    metadata: MetadataSettings = field(default_factory=MetadataSettings)
     clips: ClipSettings = field(default_factory=ClipSettings)
     keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
