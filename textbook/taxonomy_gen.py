@@ -14,15 +14,31 @@ import difflib
 import json
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
 from textbook.atomic import atomic_write
-from textbook.taxonomy import LEVELS, SHIPPED_DIR, Subject, TaxonomyError, load_taxonomy, slugify, taxonomy_files
-from textbook.taxonomy_files import HEADER, MergeCounts, merge_subject, new_id, read_header, render
+from textbook.taxonomy import (
+    LEVELS,
+    SHIPPED_DIR,
+    Subject,
+    TaxonomyError,
+    load_taxonomy,
+    slugify,
+    taxonomy_files,
+)
+from textbook.taxonomy_files import (
+    HEADER,
+    MergeCounts,
+    merge_subject,
+    new_id,
+    read_header,
+    render,
+)
 
 PAPER_SUBJECTS = ("Mathematics", "Physics", "Chemistry", "Earth Science", "Engineering", "Computer Science")
 PROMPT_VERSION = "1"
