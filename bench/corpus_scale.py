@@ -114,9 +114,9 @@ def _pack_kp(args: argparse.Namespace) -> tuple[Callable[[], Any], str]:
     ctx = _ctx(args)
     kp = _busiest_kp(ctx)
 
-    def pack() -> str:
+    def pack() -> tuple[str, int]:
         done = export.pack_knowledge_point(ctx, kp)
-        return f"{done.videos} videos, {done.rebuilt} parts rebuilt"
+        return f"{done.videos} videos, {done.rebuilt} parts rebuilt", done.rebuilt
 
     return pack, f"pack_knowledge_point ({kp})"
 
@@ -129,9 +129,9 @@ def _pack_all(args: argparse.Namespace) -> tuple[Callable[[], Any], str]:
     ctx = _ctx(args)
     kps = [kp.id for kp in ctx.taxonomy.knowledge_points]
 
-    def pack() -> str:
+    def pack() -> tuple[str, int]:
         rebuilt = sum(export.pack_knowledge_point(ctx, kp).rebuilt for kp in kps)
-        return f"{rebuilt} parts built"
+        return f"{rebuilt} parts built", rebuilt
 
     return pack, f"pack_knowledge_point for each of the {len(kps)} knowledge points"
 
@@ -143,7 +143,7 @@ def _compact(args: argparse.Namespace) -> tuple[Callable[[], Any], str]:
 
     def work() -> Any:
         s = export.compact(ctx)
-        return f"{s.samples} samples, {s.images} images, {len(s.changed)} files changed"
+        return f"{s.records} videos, {s.samples} samples, {s.images} images, {len(s.changed)} files changed", s.records
 
     return work, "compact(ctx)" + (", again: nothing changed" if args.measure == "compact_again" else "")
 
@@ -178,6 +178,9 @@ def run_measure(args: argparse.Namespace) -> None:
     times = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
     if isinstance(detail, dict):  # the work ran in processes of its own and timed them
         times, detail = detail, detail["detail"]
+    if isinstance(detail, tuple):  # (what, how many videos): the cost of one, comparable across tiers
+        detail, count = detail
+        detail += f", {1000 * times['cpu'] / count:.1f} CPU-ms a video" if count else ""
     print(json.dumps({"label": label, **times, "detail": str(detail)}))
 
 

@@ -118,6 +118,35 @@ def test_webdataset_reads_the_wds_view(tmp_path):
     assert sum(e["samples"] for e in index) == len(expected)
 
 
+@pytest.mark.parametrize("size", [0, 1, 511, 512, 513, 10_000])
+def test_wds_shards_are_the_bytes_tarfile_writes(tmp_path, size):
+    """The shard writer builds its own ustar headers (for speed): they must equal tarfile's, end
+    blocks and record padding included, and read back with tarfile."""
+    import io
+    import tarfile
+
+    from textbook.export.wds import _Tar
+
+    members = [("000000007.json", b'{"texts": []}'), ("000000007.0.jpg", os.urandom(size)), ("x" * 100, b"")]
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    ours = io.BytesIO()
+    writer = _Tar(ours)
+    for name, data in members:
+        writer.add(name, data)
+    writer.close()
+    assert ours.getvalue() == expected.getvalue()
+    assert writer.digest.hexdigest() == hashlib.sha256(expected.getvalue()).hexdigest()
+    with tarfile.open(fileobj=io.BytesIO(ours.getvalue())) as tar:
+        assert [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()] == members
+    with pytest.raises(ValueError, match="over 100 bytes"):
+        writer.add("y" * 101, b"")
+
+
 def test_hf_datasets_loads_a_multi_shard_export_with_mixed_empty_lists(tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

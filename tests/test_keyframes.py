@@ -15,7 +15,7 @@ from textbook.status import keyframe_keys
 from textbook.config import load_settings
 from textbook.context import Context
 from textbook.records import ClipFrames
-from textbook.runner import run_stage
+from textbook.runner import StageFailed, run_stage
 from textbook.stages import keyframes
 from textbook.stages.keyframes import compare_image, ssim
 
@@ -71,7 +71,8 @@ def test_each_slide_state_gives_one_keyframe(tmp_path, lecture):
     assert Image.open(io.BytesIO(ctx.store.get_bytes(clips[0].sampled[0]))).width == 160
 
     doc = read_input(ctx, VID, "keyframes")
-    assert doc["params"] == {"fps": 1.0, "threshold": 0.97, "compare_width": 64, "reset_per_clip": False,
+    assert doc["params"] == {"fps": 1.0, "extractor": "ssim", "threshold": 0.97, "compare_width": 64,
+                             "reset_per_clip": False,
                              "settle_share": 0.05, "transition_share": 0.01, "max_window_seconds": 5.0,
                              "decode": "full"}
     assert outcome.summary == {"keyframes": 5, "sampled": 16}
@@ -138,3 +139,36 @@ def test_a_slow_fade_gives_the_settled_slide_not_its_steps(tmp_path):
     assert [k.time for k in kept] == [0.0, 4.0]  # the blank start, then the slide once fully in
     last = np.asarray(Image.open(io.BytesIO(ctx.store.get_bytes(kept[-1].key))))
     assert ssim(compare_image(last, 64), compare_image(np.asarray(full), 64)) >= 0.995
+
+
+def test_pixel_similarity_is_one_less_the_mean_grey_difference():
+    black, white = np.zeros((4, 4), np.uint8), np.full((4, 4), 255, np.uint8)
+    half = np.concatenate([black[:2], white[2:]])
+    assert keyframes.pixel_similarity(black, black) == 1.0 and keyframes.pixel_similarity(black, white) == 0.0
+    assert keyframes.pixel_similarity(black, half) == 0.5
+
+
+def test_the_pixel_extractor_misses_a_line_of_text_that_ssim_sees(tmp_path, lecture):
+    ctx = _context(tmp_path, extractor="pixel", keep_sampled_frames=False)
+    prepare(ctx, VID, lecture, CLIPS)
+    assert run_stage(keyframes.STAGE, VID, ctx).status == "done"
+    # the bullet line added at 3 s moves the thumbnails' mean by under 0.3%: why SSIM is the default
+    assert [k.time for c in _document(ctx) for k in c.keyframes] == [t for t in STATE_STARTS if t != 3.0]
+    params = read_input(ctx, VID, "keyframes")["params"]
+    assert (params["extractor"], params["threshold"]) == ("pixel", 0.997)
+
+
+def test_the_clip_extractor_compares_embeddings_of_a_local_model(tmp_path, lecture):
+    from textbook.train.tiny import build_tiny_clip
+
+    model = build_tiny_clip(tmp_path / "tiny-clip")
+    ctx = _context(tmp_path, extractor="clip", clip_model=str(model), clip_threshold=-1.0, keep_sampled_frames=False)
+    prepare(ctx, VID, lecture, CLIPS)
+    assert run_stage(keyframes.STAGE, VID, ctx).status == "done"
+    assert [k.time for c in _document(ctx) for k in c.keyframes] == [0.0]  # every cosine reaches -1: one state
+    assert read_input(ctx, VID, "keyframes")["params"]["extractor"] == "clip"
+
+    without = _context(tmp_path / "b", extractor="clip")
+    prepare(without, VID, lecture, CLIPS)
+    with pytest.raises(StageFailed, match="needs keyframes.clip_model"):
+        run_stage(keyframes.STAGE, VID, without)

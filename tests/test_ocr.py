@@ -80,6 +80,18 @@ def test_missing_tesseract_or_language_is_a_clear_error(monkeypatch):
         Tesseract("eng")
 
 
+def test_ocr_off_keeps_every_keyframe_with_empty_text_and_says_so(tmp_path, build_up):
+    """The paper's w/o-OCR ablation: ``ocr.backend: none`` reads nothing, yet every keyframe keeps
+    its record, so the export's positions are the same as with OCR."""
+    ctx = _context(tmp_path, backend="none")
+    prepare(ctx, VID, build_up, [(0.0, 3.0, "plants"), (3.0, 6.0, "sugar")])
+    run_stage(keyframes.STAGE, VID, ctx)
+    outcome = run_stage(ocr.STAGE, VID, ctx)
+    results = [OcrResult.from_dict(r) for r in read_input(ctx, VID, "ocr")["results"]]
+    assert len(results) == 3 and all(r.text == "" and r.deduplicated == "" for r in results)
+    assert "ocr.backend: none" in outcome.summary["skipped"]
+
+
 def test_ocr_stage_reports_a_missing_language_through_the_runner(tmp_path, build_up):
     ctx = _context(tmp_path, language="xyz")
     prepare(ctx, VID, build_up, [(0.0, 6.0, "plants")])

@@ -398,6 +398,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_insi_sim(args: argparse.Namespace) -> int:
+    from textbook.atomic import atomic_write
+    from textbook.export.card import table
+    from textbook.insi_sim import Measurement, Method, measure_corpus
+
+    exp = load_settings(args.config).export
+    source = Path(args.source)
+    if not source.exists():
+        raise CliError(f"{source}: no such dataset folder or file")
+    try:
+        method = Method(clip_model=exp.insi_sim_clip_model if args.clip_model is None else args.clip_model,
+                        arithmetic=args.arithmetic or exp.insi_sim_arithmetic,
+                        ssim_width=exp.insi_sim_ssim_width if args.ssim_width is None else args.ssim_width)
+        measured = measure_corpus(source, method, exp.insi_sim_samples if args.samples is None else args.samples,
+                                  exp.seed if args.seed is None else args.seed, args.device or exp.insi_sim_device,
+                                  Path(args.images_root) if args.images_root else None)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    print(table(Measurement.header(), measured.table()))
+    print("\n".join(["", *measured.notes()]))
+    if args.pairs:
+        atomic_write(Path(args.pairs), lambda tmp: tmp.write_bytes(b"".join(measured.lines())))
+        print(f"per-pair values: {args.pairs}")
+    return 0
+
+
 def cmd_model_server(args: argparse.Namespace) -> int:
     from textbook.model_server import ModelServer
 
@@ -620,6 +646,37 @@ def build_parser() -> argparse.ArgumentParser:
                                "e.g. --taxonomy-dir ./taxonomy")
     generate.add_argument("--dry-run", action="store_true", help="print the unified diff of the files; write nothing")
     generate.set_defaults(fn=cmd_taxonomy_generate)
+
+    insi = _command(sub, "insi-sim", "measure InSI-SIM, the paper's in-sample image similarity (Table 1), of "
+                                     "an OBELICS-format corpus on a seeded sample of its samples", (
+        "  textbook insi-sim data/dataset                           # SSIM only, offline\n"
+        "  textbook insi-sim data/dataset --clip-model models/clip-vit-large-patch14-336 --pairs pairs.jsonl\n"
+        "  textbook insi-sim release.jsonl --images-root /data/release --arithmetic official_script \\\n"
+        "      --clip-model models/clip-vit-large-patch14-336"))
+    insi.add_argument("source", metavar="DATASET",
+                      help="a dataset folder (its obelics/ shards), a folder of .jsonl shards, a .jsonl file or a "
+                           ".json array (read whole)")
+    insi.add_argument("--samples", type=int, metavar="N",
+                      help="samples to measure (default export.insi_sim_samples), e.g. --samples 1000")
+    insi.add_argument("--clip-model", metavar="DIR",
+                      help="a local CLIP model folder for the CLIP term (default export.insi_sim_clip_model; "
+                           "none: the SSIM term alone), e.g. --clip-model models/clip-vit-large-patch14-336")
+    insi.add_argument("--arithmetic", choices=["paper", "official_script"],
+                      help="the paper's formula, or the official script's arithmetic, which normalises the CLIP "
+                           "term twice (default export.insi_sim_arithmetic), e.g. --arithmetic official_script")
+    insi.add_argument("--ssim-width", type=int, metavar="PX",
+                      help="SSIM on images this wide, 0 as stored (default export.insi_sim_ssim_width), "
+                           "e.g. --ssim-width 0")
+    insi.add_argument("--seed", type=int, help="seed of the sample choice (default export.seed), e.g. --seed 7")
+    insi.add_argument("--device", choices=["cpu", "cuda"], help="where CLIP runs (default export.insi_sim_device), "
+                                                                "e.g. --device cuda")
+    insi.add_argument("--images-root", metavar="DIR",
+                      help="folder relative image paths are read under (default: the dataset folder, or the "
+                           "file's folder), e.g. --images-root /data/release")
+    insi.add_argument("--pairs", metavar="FILE",
+                      help="write every measured sample's pairs (the dataset's insi_sim.jsonl format), "
+                           "e.g. --pairs pairs.jsonl")
+    insi.set_defaults(fn=cmd_insi_sim)
 
     from textbook.downstream_cli import register as register_downstream
 

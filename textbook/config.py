@@ -31,15 +31,18 @@ class ConfigError(ValueError):
 
 def knob(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
          choices: tuple[str, ...] | None = None, pattern: str | None = None, operational: bool = False,
-         added: bool = False) -> Any:
+         added: bool = False, silent_default: bool = False) -> Any:
     """A settings field with its rules, declared once.
 
     ``operational``: changes how the work is done, never what it produces, so no fingerprint hashes
     it. ``added``: a field newer than the first release's fingerprints, left out of the legacy hash
     that lets a corpus written before output/operational were told apart keep its finished stages.
+    ``silent_default``: a switch whose default does what the stage did before it existed: left out
+    of fingerprints and recorded settings while at its default, so adding it re-runs nothing.
     """
     rules = {"ge": ge, "gt": gt, "le": le, "choices": choices, "pattern": pattern}
-    meta = {"rules": {k: v for k, v in rules.items() if v is not None}, "operational": operational, "added": added}
+    meta = {"rules": {k: v for k, v in rules.items() if v is not None}, "operational": operational, "added": added,
+            "silent_default": silent_default}
     return field(default=default, metadata=meta)
 
 
@@ -217,6 +220,20 @@ class KeyframeSettings:
     # ran at 0.5x (long lecture) and 0.8x (demo) the speed of full: per-sample work (thumbnails,
     # sampled-frame JPEGs) and one ffmpeg start per changing stretch cost more than decoding. Hence full.
     decode: str = knob("full", choices=("full", "codec_keyframes"), added=True)
+    # What tells a new screen state (the paper's Table 6 ablation): ssim (the paper's method),
+    # pixel (the mean absolute grey-level difference of the thumbnails), or clip (the cosine of CLIP
+    # image embeddings of the frames, from a local model folder). Transitions are judged on the
+    # thumbnails whichever decides. Silent at their defaults: a corpus made before them is not re-run.
+    extractor: str = knob("ssim", choices=("ssim", "pixel", "clip"), added=True, silent_default=True)
+    # pixel: frames whose thumbnails agree this much (1 - mean |a - b| / 255) show the same state.
+    # On the demo course (64 px thumbnails) 33 of the 34 steps SSIM calls a change fall under 0.997,
+    # and 2 of the 451 it calls unchanged: a text line added moves the mean by well under 1%.
+    pixel_threshold: float = knob(0.997, gt=0, le=1, added=True, silent_default=True)
+    # clip: frames whose embeddings' cosine reaches this show the same state. Not measured here (no
+    # real CLIP model can be had offline): measure it on your model before relying on it.
+    clip_threshold: float = knob(0.95, ge=-1, le=1, added=True, silent_default=True)
+    clip_model: str = knob("", added=True, silent_default=True)  # a local CLIPModel folder (clip extractor only)
+    clip_device: str = knob("cpu", choices=("cpu", "cuda"), operational=True, added=True)
     image_max_height: int = knob(720, ge=64)
     jpeg_quality: int = knob(90, ge=1, le=100)
     reset_per_clip: bool = knob(False)
@@ -273,6 +290,21 @@ class ExportSettings:
     m4: bool = knob(True)
     m4_placement: str = knob("mixed", choices=("interleaved", "in_front", "mixed"))
     m4_mixed_ratio: float = knob(0.5, ge=0, le=1)  # share of in-front records when mixed
+    # InSI-SIM, the paper's image-coherence figure (Table 1; textbook/insi_sim.py), measured on this many
+    # samples chosen by a hash of their image paths seeded with ``seed``; 0: not measured. The demo
+    # course's 3 samples (102 pairs of 1280x720 keyframes) take 1.1 s at 320 px wide and 15 s as stored
+    # (2 busy cores); the paper's samples hold ~11 images (55 pairs): 300 take about 2 minutes at 320 px.
+    insi_sim_samples: int = knob(300, ge=0, added=True)
+    # A local CLIP model folder (the paper's: clip-vit-large-patch14-336) for the CLIP term; empty: the
+    # SSIM term alone, labelled so.
+    insi_sim_clip_model: str = knob("", added=True)
+    insi_sim_device: str = knob("cpu", choices=("cpu", "cuda"), operational=True, added=True)
+    # paper: the paper's formula; official_script: the official script's arithmetic (CLIP term normalised twice)
+    insi_sim_arithmetic: str = knob("paper", choices=("paper", "official_script"), added=True)
+    # SSIM on grayscale images this many pixels wide; 0: as stored, as the official script does (30x slower
+    # at 720p). The scale matters: the demo course's 3 samples (1280x720 slides) give an SSIM-only InSI-SIM
+    # of 0.714 at 320 px and 0.857 as stored, so only 0 compares with the paper's figures.
+    insi_sim_ssim_width: int = knob(320, ge=0, le=4096, added=True)
     # The HTML report gives pages (and its duplicate audit) to at most this many videos, a fixed
     # sample above it; its funnel and statistics always count every video.
     report_max_videos: int = knob(500, ge=1, operational=True)
@@ -413,8 +445,9 @@ def _plain(value: Any) -> Any:
 
 
 def output_knobs(section: Any) -> dict[str, Any]:
-    """The section's fields that change what a stage produces."""
-    return {f.name: v for f, v in _fields(section) if not f.metadata.get("operational")}
+    """The section's fields that change what a stage produces (a silent switch only when it is set)."""
+    return {f.name: v for f, v in _fields(section) if not f.metadata.get("operational")
+            and not (f.metadata.get("silent_default") and v == _plain(f.default))}
 
 
 def _hash(payload: dict[str, Any]) -> str:

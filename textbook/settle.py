@@ -32,12 +32,19 @@ PIXEL_TOLERANCE = 16.0
 
 @dataclass
 class Candidate:
-    """One sampled frame: its time, what it belongs to (a clip), the frame and its thumbnail."""
+    """One sampled frame: its time, what it belongs to (a clip), the frame and its thumbnail, and
+    what ``similarity`` compares (the thumbnail, unless an extractor compares something else, such
+    as a CLIP embedding); transitions are always judged on the thumbnail."""
 
     time: float
     owner: Any
     frame: np.ndarray
     small: np.ndarray
+    signature: Any = None
+
+    def __post_init__(self) -> None:
+        if self.signature is None:
+            self.signature = self.small
 
 
 def outside_share(reference: np.ndarray, pending: np.ndarray, following: np.ndarray) -> float:
@@ -71,15 +78,15 @@ class SettledPicker:
                  settle_share: float, transition_share: float, max_window: float) -> None:
         self.similarity, self.threshold = similarity, threshold
         self.settle_share, self.transition_share, self.max_window = settle_share, transition_share, max_window
-        self.reference: np.ndarray | None = None
+        self.reference: Candidate | None = None
         self.pending: Candidate | None = None
         self.window_start = 0.0
 
-    def _same(self, a: np.ndarray, b: np.ndarray) -> bool:
-        return self.similarity(a, b) >= self.threshold
+    def _same(self, a: Candidate, b: Candidate) -> bool:
+        return self.similarity(a.signature, b.signature) >= self.threshold
 
     def _keep(self, candidate: Candidate) -> list[Candidate]:
-        self.reference, self.pending = candidate.small, None
+        self.reference, self.pending = candidate, None
         return [candidate]
 
     def _open(self, candidate: Candidate) -> None:
@@ -88,15 +95,15 @@ class SettledPicker:
     def push(self, c: Candidate) -> list[Candidate]:
         p, ref = self.pending, self.reference
         if p is None:
-            if ref is None or not self._same(ref, c.small):
+            if ref is None or not self._same(ref, c):
                 self._open(c)
             return []
-        if self._same(p.small, c.small) and (ref is None or step_share(ref, p.small, c.small) <= self.settle_share):
+        if self._same(p, c) and (ref is None or step_share(ref.small, p.small, c.small) <= self.settle_share):
             return self._keep(p)
-        if ref is not None and self._same(ref, c.small):
+        if ref is not None and self._same(ref, c):
             self.pending = None  # back to the kept state: a flash, not a state
             return []
-        if ref is not None and outside_share(ref, p.small, c.small) <= self.transition_share:
+        if ref is not None and outside_share(ref.small, p.small, c.small) <= self.transition_share:
             if c.time - self.window_start >= self.max_window:
                 return self._keep(c)  # still changing after a whole window: keep the newest picture
             self.pending = c  # a transition frame: the window goes on

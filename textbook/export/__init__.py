@@ -216,7 +216,8 @@ def _compact(ctx: Context, kp_ids: list[str] | None, force: bool) -> ExportSumma
         kps = named if named is not None else [first.kps[k] for k in sorted(first.kps)]
         used = ctx.db.stage_settings(sorted(first.stage_fingerprints))
         card = render_card(settings=settings, kps=kps, facts=first.facts, files=view_card_lines(first.views, exp),
-                           images=images, stage_settings=used)
+                           images=images, stage_settings=used,
+                           measures=[line for view in first.views for line in view.card_section()])
         shards = len(next(v for v in first.views if isinstance(v, ObelicsView)).shards)
         writer.write_bytes("README.md", card.encode())
         writer.sync()  # the keyframes are on disk before the manifest says they shipped

@@ -54,6 +54,7 @@ def video_facts(entry: VideoEntry) -> dict[str, Any]:
         "downloaded": download is not None and download.status == "done" and not download.result.get("filtered"),
         "duration": entry.duration or 0.0, "clips": len(clips), "images": sum(len(c.images) for c in clips),
         "text_tokens": sum(c.text_tokens for c in clips), "ocr_tokens": sum(count_tokens(c.ocr_text) for c in clips),
+        "refined_clips": sum(c.refined_asr != c.asr for c in clips),
         "runs": [[r.stage, r.config_hash] for r in entry.runs],
         "created_at": entry.created_at.isoformat() if entry.created_at else None,
         "finished_at": max(finished).isoformat() if finished else None,
@@ -93,6 +94,7 @@ class _SubjectStats:
     images: int = 0
     text_tokens: int = 0
     ocr_tokens: int = 0
+    refined_clips: int = 0  # clips whose text the refinement changed
     samples: int = 0
     image_num: _Spread = field(default_factory=_Spread)
     text_num: _Spread = field(default_factory=_Spread)
@@ -100,7 +102,7 @@ class _SubjectStats:
     def add_video(self, facts: dict[str, Any]) -> None:
         self.videos += 1
         self.seconds += facts["duration"]
-        for name in ("clips", "images", "text_tokens", "ocr_tokens"):
+        for name in ("clips", "images", "text_tokens", "ocr_tokens", "refined_clips"):
             setattr(self, name, getattr(self, name) + facts[name])
 
     def add_sample(self, image_num: int, text_num: int) -> None:
@@ -197,7 +199,7 @@ def _date(value: str | None) -> str:
     return value[:10] if value else "n/a"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -210,7 +212,7 @@ STATS_HEADER = ("Subject", "Videos", "Hours", "Clips", "Keyframes", "Transcript 
 def _statistics(facts: CorpusFacts) -> str:
     rows = [facts.subjects[s].row(s) for s in sorted(facts.subjects)]
     rows.append(facts.overall.row("**Overall**"))
-    return _table(list(STATS_HEADER), rows)
+    return table(list(STATS_HEADER), rows)
 
 
 def _funnel(facts: CorpusFacts) -> str:
@@ -220,10 +222,10 @@ def _funnel(facts: CorpusFacts) -> str:
         ("finished the pipeline", facts.finished),
         ("exported", facts.exported),
     ]
-    out = _table(["Step", "Videos"], steps)
+    out = table(["Step", "Videos"], steps)
     if facts.rest:
-        out += "\n\nThe rest, by reason:\n\n" + _table(["Outcome", "Reason", "Videos"],
-                                                       [(o, r, n) for (o, r), n in sorted(facts.rest.items())])
+        out += "\n\nThe rest, by reason:\n\n" + table(["Outcome", "Reason", "Videos"],
+                                                      [(o, r, n) for (o, r), n in sorted(facts.rest.items())])
     return out
 
 
@@ -233,12 +235,46 @@ def _taxonomy(kps: list[KnowledgePoint], facts: CorpusFacts) -> str:
         groups[(kp.subject, kp.course, kp.sub_course)].append(kp)
     rows = [(*key, len(g), sum(facts.found[k.id] for k in g), sum(facts.kept[k.id] for k in g))
             for key, g in sorted(groups.items())]
-    return _table(["Subject", "Course", "Sub-course", "Knowledge points", "Videos (own)", "Videos exported"], rows)
+    return table(["Subject", "Course", "Sub-course", "Knowledge points", "Videos (own)", "Videos exported"], rows)
 
 
 def _fingerprints(facts: CorpusFacts) -> str:
     rows = [(stage, h or "(none)", n) for stage, c in facts.fingerprints.items() for h, n in sorted(c.items())]
-    return _table(["Stage", "Config fingerprint", "Videos"], rows) if rows else "No stage runs."
+    return table(["Stage", "Config fingerprint", "Videos"], rows) if rows else "No stage runs."
+
+
+def _made_with(config: dict[str, Any], section: str, name: str, before: str) -> str:
+    """The value of ``section.name`` (a dotted path within the section) the exported videos were
+    made with, each variant with its videos where they differ; ``before``: the value of videos
+    made before the knob existed."""
+    recorded = config.get(section)
+    if recorded is None:
+        return "not recorded"
+
+    def value(settings: dict[str, Any]) -> str:
+        for key in name.split("."):
+            settings = settings.get(key) if isinstance(settings, dict) else None
+        return str(before if settings is None else settings)
+
+    if "varies" in recorded:
+        return "; ".join(f"{value(v['settings'])} ({v['videos']} video(s))" for v in recorded["varies"])
+    return value(recorded)
+
+
+def _switches(config: dict[str, Any], facts: CorpusFacts) -> str:
+    """The paper's Table 6 ablations as this corpus was made, each with what it did to the corpus."""
+    o = facts.overall
+    hours = o.seconds / 3600
+    per_hour = f", {o.images / hours:.1f} per video hour" if hours else ""
+    rows = [
+        ("Keyframe extractor (`keyframes.extractor`: ssim, pixel, clip)",
+         _made_with(config, "keyframes", "extractor", "ssim"), f"{o.images} keyframes shown{per_hour}"),
+        ("ASR refinement (`refine.llm.backend`; none: off)", _made_with(config, "refine", "llm.backend", "none"),
+         f"{o.refined_clips} of {o.clips} clips' text changed by the refinement"),
+        ("OCR (`ocr.backend`; none: off)", _made_with(config, "ocr", "backend", "tesseract"),
+         f"{o.ocr_tokens} OCR tokens in `text_ocr_list`"),
+    ]
+    return table(["Switch", "Exported videos made with", "Effect on this corpus"], rows)
 
 
 def _columns(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -294,8 +330,9 @@ def _front_matter(compat: bool) -> str:
 
 
 def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusFacts, files: list[str],
-                images: int, stage_settings: dict[str, dict[str, Any]]) -> str:
-    """``files``: the views' lines of the "Files" section (views.View.card)."""
+                images: int, stage_settings: dict[str, dict[str, Any]], measures: Sequence[str] = ()) -> str:
+    """``files``: the views' lines of the "Files" section (views.View.card); ``measures``: their
+    sections after the statistics (views.View.card_section)."""
     exp = settings.export
     config = made_with(settings, facts, stage_settings)
     created = facts.created or [None, None]
@@ -325,6 +362,9 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusF
         "Keyframes are those shown in the OBELICS view (kept by the visual filter). A sample may hold videos of "
         "several subjects; a subject's row describes the samples that hold any of its videos, so per-subject "
         "sample counts can add up to more than the total.\n",
+        *measures,
+        "## Ablation switches (the paper's Table 6)\n",
+        _switches(config, facts) + "\n",
         "## Files\n",
         *files,
         "- Column types are declared in this card's `dataset_info`, so HF `datasets` reads every shard alike.",

@@ -41,10 +41,18 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
-def _linked(src: Path, target: Path) -> bool:
-    """Hard-link ``src`` at ``target`` (replacing what is there atomically); False where the
-    filesystem cannot (another device, no hard links)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _linked(src: Path, target: Path, fresh: bool) -> bool:
+    """Hard-link ``src`` at ``target``: straight there when nothing is (``fresh``), else through a
+    temporary name renamed over what is there; False where the filesystem cannot (another device,
+    no hard links)."""
+    if fresh:
+        try:
+            os.link(src, target)
+            return True
+        except FileExistsError:  # appeared since the folder was listed: replace it as below
+            pass
+        except OSError:
+            return False
     tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
     try:
         os.link(src, tmp)
@@ -93,46 +101,58 @@ class DatasetWriter:
 
         return self.write_with(rel, fill)
 
-    def copy_artifact(self, store: ArtifactStore, key: str, rel: str) -> Path:
-        """Put a store artifact into the dataset, skipped when the same bytes are already there.
+    def _place(self, store: ArtifactStore, key: str, target: Path, present: bool) -> bool:
+        """Put a store artifact at ``target``; False when the same bytes are already there.
 
         A hard link where the store's file is on the same filesystem: artifacts under a
         fingerprint never change in place, and a corpus has millions of keyframes, which copying
         and syncing one by one would take hours. A copy, renamed into place, anywhere else.
         """
-        target = self.path(rel)
-        self.written.add(rel)
         with store.local_path(key) as src:
-            if target.is_file() and (os.path.samefile(src, target) or filecmp.cmp(src, target, shallow=False)):
-                return target
-            if not _linked(src, target):  # synced with the rest by ``sync`` (one call, not one per image)
+            if present and (os.path.samefile(src, target) or filecmp.cmp(src, target, shallow=False)):
+                return False
+            if not _linked(src, target, fresh=not present):  # synced with the rest by ``sync``
                 atomic_write(target, lambda tmp: shutil.copyfile(src, tmp), durable=False)
-            self.changed.append(rel)
-        return target
+        return True
 
     @staticmethod
     def sync() -> None:
         """Flush what was written without an fsync of its own (keyframe copies) to disk."""
         os.sync()
 
-    def copy_video_files(self, store: ArtifactStore, video_id: str, files: Iterable[tuple[str, str]]) -> int:
-        """Copy a video's keyframes (store key, dataset path) and remove the other files of its
-        folders, so they hold exactly this video's files; returns how many it wrote."""
-        wanted: set[str] = set()
-        before = len(self.changed)
-        for key, rel in files:
-            self.copy_artifact(store, key, rel)
-            wanted.add(rel)
-        self.written -= wanted  # a corpus has millions: they are tracked per video, not one by one
+    def _video_files(self, video_id: str) -> dict[str, Path]:
+        """The files in a video's folders now, by dataset-relative path: one listing per folder,
+        not a stat per keyframe."""
+        found = {}
         for folder in VIDEO_FOLDERS:
             base = self.root / folder / video_id
             if base.is_dir():
-                for path in sorted(base.iterdir()):
-                    if path.is_file() and path.relative_to(self.root).as_posix() not in wanted:
-                        path.unlink()
-                        self.changed.append(path.relative_to(self.root).as_posix())
-                if not any(base.iterdir()):
-                    base.rmdir()
+                with os.scandir(base) as it:
+                    found.update({f"{folder}/{video_id}/{e.name}": Path(e.path) for e in it if e.is_file()})
+        return found
+
+    def copy_video_files(self, store: ArtifactStore, video_id: str, files: Iterable[tuple[str, str]]) -> int:
+        """Copy a video's keyframes (store key, dataset path) and remove the other files of its
+        folders, so they hold exactly this video's files; returns how many it wrote."""
+        present = self._video_files(video_id)
+        before = len(self.changed)
+        wanted: set[str] = set()
+        folders: set[Path] = set()
+        for key, rel in files:
+            target = self.path(rel)
+            if target.parent not in folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(target.parent)
+            if self._place(store, key, target, rel in present):
+                self.changed.append(rel)
+            wanted.add(rel)
+        for rel in sorted(present.keys() - wanted):
+            present[rel].unlink()
+            self.changed.append(rel)
+        for folder in VIDEO_FOLDERS:
+            base = self.root / folder / video_id
+            if base.is_dir() and not any(base.iterdir()):
+                base.rmdir()
         return len(self.changed) - before
 
     def remove_stale_videos(self, keep: set[str]) -> None:

@@ -47,7 +47,9 @@ def obelics_sample(sample: Sample, *, end_of_video: str, image_tokens: int,
         "metadata": metadata,
         "image_num": image_num,
         "text_num": sum(e.text_tokens for e in sample if isinstance(e, ClipItem) and e.has_text),
-        "token_num": sum(count_tokens(t) for t in texts if t is not None) + image_num * image_tokens,
+        # each text is a clip's refined transcript or the End-of-Video marker: their counts are known
+        "token_num": sum(e.text_tokens if isinstance(e, ClipItem) else count_tokens(end_of_video)
+                         for e in sample if not isinstance(e, ClipItem) or e.has_text) + image_num * image_tokens,
     }
 
 

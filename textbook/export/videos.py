@@ -23,7 +23,7 @@ from textbook.tokens import count_tokens
 from textbook.records import Verdict
 from textbook.state import StageRun
 from textbook.state.models import VideoKnowledgePoint, VideoRow
-from textbook.state.snapshot import snapshot_runs
+from textbook.state.snapshot import Run, snapshot_runs
 from textbook.store import ArtifactStore, MissingArtifact
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class VideoEntry:
     created_at: datetime | None
     knowledge_points: list[KnowledgePoint]
     search_keyword: str
-    runs: list[StageRun]
+    runs: Sequence[Run]  # live ORM rows, or a published snapshot's
     info: dict[str, Any] = field(default_factory=dict)
     transcript_source: str | None = None
     filters: dict[str, Any] = field(default_factory=dict)
@@ -90,7 +90,7 @@ class VideoEntry:
             value = max(c.end for c in self.clips)
         return float(value) if value is not None else None
 
-    def run(self, stage: str) -> StageRun | None:
+    def run(self, stage: str) -> Run | None:
         return next((r for r in self.runs if r.stage == stage), None)
 
 

@@ -60,6 +60,10 @@ class View:
         """The view's lines in the card's "Files" section."""
         return []
 
+    def card_section(self) -> list[str]:
+        """A section of the card of its own, after the statistics (a measurement of the corpus)."""
+        return []
+
     @classmethod
     def card_when_off(cls, exp: ExportSettings) -> list[str]:
         """What the card says of the view when the settings turn it off."""
@@ -76,8 +80,9 @@ class View:
 def registered() -> list[type[View]]:
     """Every view, in the order the card lists them and the validator checks them."""
     from textbook.export.clipview import ClipView
+    from textbook.export.insi_sim_view import InSiSimView
     from textbook.export.m4instruct import M4View
     from textbook.export.obelics import ObelicsView
     from textbook.export.wds import WdsView
 
-    return [ObelicsView, ClipView, WdsView, M4View]
+    return [ObelicsView, ClipView, WdsView, M4View, InSiSimView]

@@ -9,11 +9,9 @@ Tar headers carry no clock, owner or mode of this machine, so the same input giv
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Sequence
 
 from textbook.config import ExportSettings
 from textbook.export.files import DatasetWriter, dumps
@@ -37,14 +35,45 @@ def sample_key(index: int) -> str:
     return f"{index:09d}"
 
 
-def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    tar.addfile(info, io.BytesIO(data))
+BLOCK, RECORD = 512, 20 * 512  # tar's block, and the record size a tar's length rounds up to
 
 
-def _write_shard(path: Path, rows: Sequence[dict[str, Any]], first: int, root: Path) -> None:
-    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+def tar_header(name: str, size: int) -> bytes:
+    """A ustar header of a regular file with no clock, owner or device: byte for byte what
+    ``tarfile`` writes for it, in a fraction of the time (a corpus has millions of members)."""
+    raw = name.encode()
+    if len(raw) > 100:
+        raise ValueError(f"tar member name over 100 bytes: {name!r}")
+    head = (raw.ljust(100, b"\0") + b"0000644\0" + b"0000000\0" * 2 + b"%011o\0" % size + b"0" * 11 + b"\0"
+            + b" " * 8 + b"0" + b"\0" * 100 + b"ustar\x0000").ljust(BLOCK, b"\0")
+    return head[:148] + b"%06o\0 " % sum(head) + head[156:]
+
+
+class _Tar:
+    """A tar written member by member, hashed as it goes."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh, self.size, self.digest = fh, 0, hashlib.sha256()
+
+    def _write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def add(self, name: str, data: bytes) -> None:
+        self._write(tar_header(name, len(data)))
+        self._write(data)
+        self._write(b"\0" * (-len(data) % BLOCK))
+
+    def close(self) -> None:
+        self._write(b"\0" * (2 * BLOCK))
+        self._write(b"\0" * (-self.size % RECORD))
+
+
+def _write_shard(path: Path, rows: Sequence[dict[str, Any]], first: int, root: Path) -> str:
+    """Writes the shard; returns its SHA-256."""
+    with open(path, "wb") as fh:
+        tar = _Tar(fh)
         for offset, row in enumerate(rows):
             key = sample_key(first + offset)
             images: list[str | None] = []
@@ -56,17 +85,11 @@ def _write_shard(path: Path, rows: Sequence[dict[str, Any]], first: int, root: P
                 name = f"{key}.{len(files)}.jpg"
                 files.append((name, root / image))
                 images.append(name)
-            _member(tar, f"{key}.json", dumps({**row, "images": images}).encode())
+            tar.add(f"{key}.json", dumps({**row, "images": images}).encode())
             for name, source in files:
-                _member(tar, name, source.read_bytes())
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+                tar.add(name, source.read_bytes())
+        tar.close()
+    return tar.digest.hexdigest()
 
 
 def write_wds(writer: DatasetWriter, rows: Ordered, shard_size: int) -> list[str]:
@@ -78,8 +101,10 @@ def write_wds(writer: DatasetWriter, rows: Ordered, shard_size: int) -> list[str
     for n, start in enumerate(range(0, len(rows), shard_size)):
         part = [json.loads(line) for line in rows.chunk(start, start + shard_size)]
         rel = f"{FOLDER}/{shard_name(n)}"
-        path = writer.write_with(rel, lambda tmp, part=part, start=start: _write_shard(tmp, part, start, writer.root))
-        index.append({"shard": shard_name(n), "samples": len(part), "sha256": _sha256(path)})
+        digest: list[str] = []  # the shard's SHA-256, computed as it is written
+        writer.write_with(rel, lambda tmp, part=part, start=start, digest=digest:
+                          digest.append(_write_shard(tmp, part, start, writer.root)))
+        index.append({"shard": shard_name(n), "samples": len(part), "sha256": digest[0]})
     if index:
         writer.write_json(INDEX, index)
     return [entry["shard"] for entry in index]

@@ -28,6 +28,12 @@ def tesseract(cfg: Any):  # noqa: ANN201 - cfg: OcrSettings
     return Tesseract(cfg.language, cfg.threads)
 
 
+@register("ocr", "none", about="no OCR: keyframes keep empty text (the paper's Table 6 w/o-OCR ablation), and the "
+                               "records say so")
+def no_ocr(cfg: Any) -> None:
+    return None
+
+
 @register("llm", "none", about="no model: scoring and refinement are skipped, and the records say so")
 def no_llm(cfg: Any) -> None:
     return None

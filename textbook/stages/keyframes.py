@@ -7,6 +7,10 @@ settles on (``textbook.settle``): a cross-fade, dissolve or wipe gives the finis
 a double exposure. By default the reference carries across clip boundaries: a slide that stays on
 screen over two clips gives one keyframe, not two (``reset_per_clip`` restores the paper's
 per-clip reset).
+
+``keyframes.extractor`` swaps what decides that a frame differs, for the paper's Table 6 ablation:
+the mean pixel difference of the thumbnails, or the cosine of CLIP embeddings of the frames
+(a local model folder), instead of SSIM; the settling of transitions stays on the thumbnails.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import bisect
 import io
 from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -21,6 +26,7 @@ from skimage.metrics import structural_similarity
 
 from textbook import keys
 from textbook.artifacts import output_key, read_input
+from textbook.config import KeyframeSettings
 from textbook.context import Context
 from textbook.frames import iter_frames
 from textbook.records import Clip, ClipFrames, Keyframe, Video
@@ -48,6 +54,30 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(a, b, data_range=255))
 
 
+def pixel_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """1 - the mean absolute grey-level difference of two thumbnails, over 255 (the pixel extractor)."""
+    return 1.0 - float(np.mean(np.abs(a.astype(np.float32) - b.astype(np.float32)))) / 255.0
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Of two unit-length embeddings (the CLIP extractor)."""
+    return float(a @ b)
+
+
+def extractor(cfg: KeyframeSettings) -> tuple[Callable[[Any, Any], float], float, Callable[[np.ndarray], Any] | None]:
+    """``keyframes.extractor`` as (similarity, threshold, what to compare of a frame; None: its thumbnail)."""
+    if cfg.extractor == "pixel":
+        return pixel_similarity, cfg.pixel_threshold, None
+    if cfg.extractor == "clip":
+        if not cfg.clip_model:
+            raise ValueError("keyframes.extractor clip needs keyframes.clip_model, a local CLIP model folder")
+        from textbook.clip_images import clip_images
+
+        clip = clip_images(cfg.clip_model, cfg.clip_device)
+        return cosine, cfg.clip_threshold, lambda frame: clip.embed([Image.fromarray(frame)])[0]
+    return ssim, cfg.ssim_threshold, None
+
+
 def _differ(a: np.ndarray, b: np.ndarray, width: int) -> bool:
     return ssim(compare_image(a, width), compare_image(b, width)) < UNCHANGED_SSIM
 
@@ -73,7 +103,8 @@ def run(video: Video, ctx: Context) -> StageResult:
     starts = [c.start for c in clips]
     frames = {c.index: ClipFrames(c.index, [], []) for c in clips}
     refs: list[ArtifactRef] = []
-    picker = SettledPicker(ssim, cfg.ssim_threshold, cfg.settle_share, cfg.transition_share, cfg.max_window_seconds)
+    similarity, threshold, signature = extractor(cfg)
+    picker = SettledPicker(similarity, threshold, cfg.settle_share, cfg.transition_share, cfg.max_window_seconds)
     current: Clip | None = None
     sampled = 0
 
@@ -105,11 +136,13 @@ def run(video: Video, ctx: Context) -> StageResult:
                     image = _resized(Image.fromarray(frame), cfg.sample_width)
                     refs.append(store.put_bytes(key, _jpeg(image, cfg.jpeg_quality)))
                     out.sampled.append(key)
-                keep(picker.push(Candidate(t, clip, frame, compare_image(frame, cfg.compare_width))))
+                keep(picker.push(Candidate(t, clip, frame, compare_image(frame, cfg.compare_width),
+                                           signature(frame) if signature else None)))
             keep(picker.flush())
 
     document = {"clips": [frames[c.index].to_dict() for c in sorted(clips, key=lambda c: c.index)],
-                "params": {"fps": cfg.fps, "threshold": cfg.ssim_threshold, "compare_width": cfg.compare_width,
+                "params": {"fps": cfg.fps, "extractor": cfg.extractor, "threshold": threshold,
+                           "compare_width": cfg.compare_width,
                            "reset_per_clip": cfg.reset_per_clip, "settle_share": cfg.settle_share,
                            "transition_share": cfg.transition_share, "max_window_seconds": cfg.max_window_seconds,
                            "decode": cfg.decode}}

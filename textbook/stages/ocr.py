@@ -84,13 +84,16 @@ def new_lines(lines: list[str], previous: list[str], ratio: float) -> list[str]:
 @stage("ocr", sections=("ocr",), requires=("keyframes",), version="2")
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.ocr
-    engine: Tesseract = models.load(ctx, "ocr", cfg, "ocr")
+    engine: Tesseract | None = models.load(ctx, "ocr", cfg, "ocr")  # None: ocr.backend none
     vid, store = video.video_id, ctx.store
     clip_frames = [ClipFrames.from_dict(c) for c in read_input(ctx, vid, "keyframes")["clips"]]
     keyframes = sorted((k for c in clip_frames for k in c.keyframes), key=lambda k: (k.time, k.clip_index, k.k))
 
-    read = []
+    read: list[list[Line]] = []
     for keyframe in keyframes:
+        if engine is None:
+            read.append([])
+            continue
         with store.local_path(keyframe.key) as image:
             read.append(engine.read(image, cfg.min_confidence))
     template = split_boilerplate(read, cfg.boilerplate_share, cfg.boilerplate_min_keyframes)
@@ -111,7 +114,9 @@ def run(video: Video, ctx: Context) -> StageResult:
     chars = sum(len(r.text) for r in results)
     return StageResult(artifacts=[ref], summary={"keyframes": len(results), "chars": chars,
                                                  "deduplicated_chars": sum(len(r.deduplicated) for r in results),
-                                                 "boilerplate_lines": len(boilerplate)})
+                                                 "boilerplate_lines": len(boilerplate),
+                                                 **({"skipped": "ocr.backend: none (no OCR; the paper's w/o-OCR "
+                                                    "ablation)"} if engine is None else {})})
 
 
 STAGE = run

@@ -3,6 +3,7 @@ finished. The exporter reads only this, so a re-run in progress never changes th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -13,20 +14,42 @@ RUN_FIELDS = ("stage", "status", "attempts", "error", "config_hash", "artifacts"
 _TIMES = ("started_at", "finished_at")
 
 
-def make_snapshot(status: str, reason: str, runs: Iterable[StageRun]) -> dict[str, Any]:
+def make_snapshot(status: str, reason: str, runs: Iterable[Run]) -> dict[str, Any]:
     return {"status": status, "reason": reason or "",
             "runs": [{f: (v.isoformat() if isinstance(v := getattr(r, f), datetime) else v) for f in RUN_FIELDS}
                      for r in runs]}
 
 
-def snapshot_runs(video_id: str, snapshot: dict[str, Any]) -> list[StageRun]:
-    """The snapshot's stage runs as (detached) StageRun objects, for code that reads runs."""
+@dataclass(frozen=True)
+class PublishedRun:
+    """A stage run as a snapshot recorded it: StageRun's fields, read-only, without the ORM's
+    bookkeeping (a compaction reads tens of thousands)."""
+
+    video_id: str
+    stage: str
+    status: str
+    attempts: int | None
+    error: str | None
+    config_hash: str | None
+    artifacts: Any
+    result: Any
+    worker: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    seconds: float | None
+
+
+Run = StageRun | PublishedRun
+
+
+def snapshot_runs(video_id: str, snapshot: dict[str, Any]) -> list[PublishedRun]:
+    """The snapshot's stage runs, for code that reads runs."""
     out = []
     for item in snapshot.get("runs", []):
         values = {f: item.get(f) for f in RUN_FIELDS}
         for f in _TIMES:
             values[f] = datetime.fromisoformat(values[f]) if values[f] else None
-        out.append(StageRun(video_id=video_id, **values))
+        out.append(PublishedRun(video_id=video_id, **values))
     return out
 
 

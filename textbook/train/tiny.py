@@ -1,4 +1,4 @@
-"""Tiny random LLaVA, Idefics3 and Llama chat models built from configs, with a BPE tokenizer trained here.
+"""Tiny random LLaVA, Idefics3, Llama chat and CLIP models built from configs, with a BPE tokenizer trained here.
 
 For CI and smoke runs. Nothing is downloaded: the tokenizer is trained with ``tokenizers`` on the
 texts it is given, the vision tower is a 32 px CLIP (LLaVA: 16 image tokens per image) or SigLIP-like
@@ -125,4 +125,27 @@ def build_tiny_llava(out: Path, texts: Iterable[str], extra_special: Iterable[st
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
+    return out
+
+
+def build_tiny_clip(out: Path, seed: int = 0) -> Path:
+    """Save a tiny random ``CLIPModel`` (32 px images) and its PIL image processor into ``out``: the
+    folder shape of a real CLIP checkpoint, for InSI-SIM's CLIP term (textbook/insi_sim.py)."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
+
+    config = CLIPConfig(
+        text_config={"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 16, "pad_token_id": 1, "bos_token_id": 0,
+                     "eos_token_id": 2},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": IMAGE_SIZE, "patch_size": PATCH},
+        projection_dim=16)
+    torch.manual_seed(seed)
+    model = CLIPModel(config)
+    images = CLIPImageProcessorPil(size={"shortest_edge": IMAGE_SIZE},
+                                   crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    images.save_pretrained(out)
     return out
