@@ -433,6 +433,43 @@ def cmd_model_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_taxonomy_generate(args: argparse.Namespace) -> int:
+    from textbook import taxonomy_gen
+    from textbook.models import build
+
+    settings = load_settings(args.config)
+    try:
+        levels = taxonomy_gen.parse_levels(args.levels)
+    except ValueError as exc:
+        raise CliError(f"--levels: {exc}") from None
+    for option, value in (("--courses", args.courses), ("--points", args.points)):
+        if value < 1:
+            raise CliError(f"{option}: expected at least 1, got {value}")
+    llm = build("llm", settings.taxonomy.llm, "taxonomy.llm")
+    if llm is None:
+        raise CliError("taxonomy.llm.backend is none: name a model, e.g. TEXTBOOK_TAXONOMY__LLM__BACKEND=openai "
+                       "TEXTBOOK_TAXONOMY__LLM__ENDPOINT=http://vllm:8000/v1 TEXTBOOK_TAXONOMY__LLM__MODEL=gpt-4o")
+    folder = Path(args.taxonomy_dir) if args.taxonomy_dir else taxonomy_gen.default_dir(settings.taxonomy_dir)
+    scopes = [taxonomy_gen.Scope(name, levels, args.courses, args.points)
+              for name in args.subject or taxonomy_gen.PAPER_SUBJECTS]
+    try:
+        changes = taxonomy_gen.plan(llm, scopes, folder)
+    except taxonomy_gen.GenerationError as exc:
+        raise CliError(str(exc)) from None
+    for change in changes:
+        added = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in change.counts.added.items())
+        print(f"{change.path}: {added} added, {change.counts.matched} proposed entries already there")
+        if args.dry_run:
+            print(change.diff(), end="")
+    if args.dry_run:
+        print("dry run: nothing written")
+        return 0
+    written = taxonomy_gen.write(changes)
+    print(f"{len(written)} file(s) written; the taxonomy loads. New subjects' DAGs appear at the next parse "
+          "(python -m textbook.dag_files gives each its own DAG file)")
+    return 0
+
+
 EXAMPLES = """examples:
   textbook demo --no-airflow                     # the demo course end to end, in a few minutes
   textbook kps --subject mathematics --level 3   # knowledge-point ids to run
@@ -582,6 +619,33 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("root", nargs="?", metavar="DATASET_DIR",
                           help="the dataset folder (default: the configured export root)")
     validate.set_defaults(fn=cmd_validate)
+
+    taxonomy = _command(sub, "taxonomy", "work on the knowledge taxonomy (textbook taxonomy generate --help)", (
+        "  textbook taxonomy generate --subject Astronomy --dry-run"))
+    taxonomy_sub = taxonomy.add_subparsers(dest="taxonomy_command", required=True, metavar="ACTION")
+    generate = _command(taxonomy_sub, "generate", "ask the LLM taxonomy.llm for subjects, courses, sub-courses and "
+                                                  "knowledge points, and merge them into the subject files (existing "
+                                                  "ids, names and entries are never changed or dropped)", (
+        "  textbook taxonomy generate --subject Astronomy --levels 1-2 --dry-run   # the diff, nothing written\n"
+        "  textbook taxonomy generate --subject physics --points 200               # extend an existing subject\n"
+        "  TEXTBOOK_TAXONOMY__LLM__BACKEND=openai TEXTBOOK_TAXONOMY__LLM__ENDPOINT=http://vllm:8000/v1 \\\n"
+        "    TEXTBOOK_TAXONOMY__LLM__MODEL=Qwen2.5-72B-Instruct textbook taxonomy generate   # the paper's six"))
+    generate.add_argument("--subject", action="append", metavar="NAME",
+                          help="a subject to generate or extend (its name or id), repeatable (default: the "
+                               "paper's six), e.g. --subject \"Earth Science\"")
+    generate.add_argument("--levels", default="1-2", metavar="RANGE",
+                          help="educational levels allowed, 1 primary ... 5 graduate (default 1-2, the paper's "
+                               "primary to middle school), e.g. --levels 1-3")
+    generate.add_argument("--courses", type=int, default=9, metavar="N",
+                          help="courses to aim for per subject (default 9: the paper's 55 over 6), e.g. --courses 5")
+    generate.add_argument("--points", type=int, default=100, metavar="N",
+                          help="knowledge points to aim for per subject (the paper: about 650; mind "
+                               "taxonomy.llm.max_new_tokens), e.g. --points 40")
+    generate.add_argument("--taxonomy-dir", metavar="DIR",
+                          help="the folder of subject files (default: taxonomy_dir, else the shipped one), "
+                               "e.g. --taxonomy-dir ./taxonomy")
+    generate.add_argument("--dry-run", action="store_true", help="print the unified diff of the files; write nothing")
+    generate.set_defaults(fn=cmd_taxonomy_generate)
 
     insi = _command(sub, "insi-sim", "measure InSI-SIM, the paper's in-sample image similarity (Table 1), of "
                                      "an OBELICS-format corpus on a seeded sample of its samples", (

@@ -177,6 +177,14 @@ class RefineSettings:
 
 
 @dataclass(frozen=True)
+class TaxonomySettings:
+    """The LLM `textbook taxonomy generate` asks for subjects, courses and knowledge points (the
+    paper used GPT-4o); backend none: the command says what to set."""
+
+    llm: ModelSettings = field(default_factory=lambda: ModelSettings(max_new_tokens=8192))
+
+
+@dataclass(frozen=True)
 class ClipSettings:
     min_seconds: float = knob(10.0, gt=0)
     max_seconds: float = knob(20.0, gt=0)
@@ -380,6 +388,7 @@ class Settings:
     transcript: TranscriptSettings = field(default_factory=TranscriptSettings)
     filters: FilterSettings = field(default_factory=FilterSettings)
     refine: RefineSettings = field(default_factory=RefineSettings)
+    taxonomy: TaxonomySettings = field(default_factory=TaxonomySettings)
     clips: ClipSettings = field(default_factory=ClipSettings)
     keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
