@@ -24,7 +24,8 @@ from textbook.store import LocalStore
 
 from state_helpers import finish_stage, publish
 
-DONE_STAGES = ("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter")
+DONE_STAGES = ("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter",
+               "qa_cycles", "qa_mcq")
 PASSING = [Verdict("too_short", True, 60.0, "duration 60.0 s"), Verdict("silent", True, -20.0, "loud enough"),
            Verdict("not_english", True, 0.98, "English confidence 0.98"),
            Verdict("repetitive", True, 0.01, "1% of word 3-grams repeated")]
