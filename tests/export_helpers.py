@@ -77,8 +77,10 @@ def register(ctx: Context, vid: str, kp_id: str, **meta: Any) -> Video:
 
 
 def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *, sampled: int = 2,
-                   transcript_source: str = "captions", verdicts: list[Verdict] | None = None) -> None:
-    """A video every stage finished, published as the runner leaves it."""
+                   transcript_source: str = "captions", verdicts: list[Verdict] | None = None,
+                   keep: tuple[str, ...] = ()) -> None:
+    """A video every stage finished, published as the runner leaves it; the stages in ``keep``
+    were run for real beforehand and are left as they finished."""
     video = register(ctx, vid, kp_id)
     verdicts = verdicts or PASSING
     segments = [Segment(c.start, c.end, c.text) for c in clips]
@@ -114,7 +116,7 @@ def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *,
         "ocr": {"ocr.json": {"results": ocr}},
         "visual_filter": {"visual_filter.json": {"clips": visual}},
     }
-    for stage in DONE_STAGES:
+    for stage in (s for s in DONE_STAGES if s not in keep):
         result = {"source": transcript_source} if stage == "transcript" else {}
         if stage == "filters":
             result = {"kept": True, "verdicts": [v.to_dict() for v in verdicts]}
