@@ -26,6 +26,7 @@ from textbook.export import compact, export_dataset, validate_dataset
 from textbook.export.sos import DATASET_FIELDS, LABEL_FIELDS
 from textbook.qa_mcq import LETTERS, shuffled
 from textbook.records import Segment
+from textbook.report import write_report
 from textbook.runner import run_stage
 from textbook.stages import audio, qa, transcript
 
@@ -254,6 +255,10 @@ def test_the_sos_export_loads_with_json_and_hf_datasets(world, tmp_path):
     assert compact(export_ctx).changed == ()  # compacted from the parts: the same bytes
     card = (root / "README.md").read_text()
     assert "`sos/`: 1 question-pause-answer cycle(s)" in card and "1 multiple-choice question(s)" in card
+    index = write_report(root)  # the report's cycles page shows the cycle and its frames
+    cycles = (index.parent / "cycles.html").read_text()
+    assert "Can you find the red star?" in cycles and f"../sos/frames/{RED_STAR}/{RED_STAR}-q0_0.jpg" in cycles
+    assert "<b>on the top box</b>" in cycles and 'href="cycles.html"' in index.read_text()
 
 
 def test_without_cycles_the_card_says_why_sos_is_absent(tmp_path):
