@@ -277,3 +277,14 @@ def test_settings_name_a_bad_detector():
 
     with pytest.raises(ConfigError, match=r"qa\.detector: 'whisper' is not one of audio, gap"):
         load_settings(environ={}, qa={"detector": "whisper"})
+
+
+def test_question_patterns_and_silences_bounded_by_sound():
+    asked = ["Can you find the red star?", "How many boxes are there", "Where's the star", "Which one is red",
+             "What is on top", "Do you see it"]
+    told = ["Look at the boxes.", "That is what we learned.", "Let us do this.", "The red star is on top."]
+    assert all(map(qa_cycles.is_question, asked)) and not any(map(qa_cycles.is_question, told))
+    loud, quiet = np.full(50, 1000.0), np.full(100, 1.0)  # 20 ms frames: 1 s loud, 2 s at -60 dB
+    rms = np.concatenate([quiet, loud, quiet, loud, quiet[:40], loud, quiet])
+    pauses = qa_cycles.audio_pauses(rms, 0.02, -40.0, 1.0)  # the leading and trailing silences are no pauses
+    assert [(p.start, p.end) for p in pauses] == [(3.0, 5.0)]  # the 0.8 s one is too short

@@ -34,10 +34,10 @@ FRAME_S = 0.02  # RMS frames of 20 ms: pause bounds to within a frame, far insid
 EDGE_S = 0.5  # a segment edge this close to a pause edge counts as touching it
 MIN_ANSWER_CHARS = 3  # the answer has more characters than this
 
+# SoS's question patterns: "how many", "what/where/who/why is|are|do...", "can you", "do you", "which one..."
 QUESTION_OPENINGS = re.compile(
-    r"\b(how (many|much|do|does|did|can|is|are)|(what|where|who|whom|whose|why|when|which)\b"
-    r"|can you|could you|do you|did you|will you|would you|is (it|this|that|there)|are (they|there|these|those))",
-    re.IGNORECASE)
+    r"\b(how (many|much)|(what|where|who|why|when|how)('s|\s+(is|are|was|were|do|does|did|can|will|would))\b"
+    r"|(can|could|do|did|will|would) you\b|which (one|ones|of|is|are)\b)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

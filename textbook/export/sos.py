@@ -183,7 +183,11 @@ class SosView(View):
         if [g.get("entry_id") if isinstance(g, dict) else None for g in grpo] != ids:
             checker.problem(f"{GRPO}: its entries differ from {DATASET}'s")
         for g, (_, e) in zip(grpo, entries):
-            slots = sum(1 for part in g["prompt"][0]["content"] if part.get("type") == "image")
+            try:
+                slots = sum(1 for part in g["prompt"][0]["content"] if part.get("type") == "image")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                checker.problem(f"{GRPO} entry {g['entry_id']}: prompt is not one user turn of typed parts")
+                continue
             if slots != len(e["frames"]) or g.get("images") != [f["image"] for f in e["frames"]]:
                 checker.problem(f"{GRPO} entry {g['entry_id']}: {slots} image slot(s) for {len(e['frames'])} frame(s)")
         labelled = []
