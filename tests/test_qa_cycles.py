@@ -24,6 +24,8 @@ from textbook.context import Context
 from textbook.demo.render import LECTURES, Lecture, State, render_lecture
 from textbook.export import compact, export_dataset, validate_dataset
 from textbook.export.sos import DATASET_FIELDS, LABEL_FIELDS
+from textbook.frames import frame_at
+from textbook.media import MediaError
 from textbook.qa_mcq import LETTERS, shuffled
 from textbook.records import Segment
 from textbook.report import write_report
@@ -148,6 +150,8 @@ def test_pause_frames_are_jpegs_taken_inside_the_pause_showing_the_star(world):
             assert image.format == "JPEG" and image.height == 448
             rgb = np.asarray(image.convert("RGB")).astype(int)
         assert ((rgb[..., 0] > 180) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)).sum() > 200  # the red star
+    with pytest.raises(MediaError, match="no decodable video frames"):
+        frame_at(world[1] / f"{RED_STAR}.mp4", 500.0)  # past the end
     assert qa_cycles.frame_times(10.0, 26.0, 0.25, 4) == [12.0, 16.0, 20.0, 24.0]
     assert qa_cycles.frame_times(10.0, 100.0, 0.25, 4) == [21.25, 43.75, 66.25, 88.75]
 

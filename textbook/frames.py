@@ -195,5 +195,8 @@ def frame_at(path: Path, time: float, max_height: int | None = None) -> np.ndarr
     before it), scaled down to ``max_height``. MediaError when there is none."""
     if time < 0:
         raise ValueError(f"time must not be negative, got {time}")
-    with closing(_stream(_checked(path, 1.0), ["-ss", f"{time:.6f}"], _scale(max_height), ["-frames:v", "1"])) as frames:
+    path = Path(path).resolve()
+    if not probe(path).has_video:
+        raise MediaError(f"{path.name}: no video stream")
+    with closing(_stream(path, ["-ss", f"{time:.6f}"], _scale(max_height), ["-frames:v", "1"])) as frames:
         return next(frames)
