@@ -27,7 +27,7 @@ from textbook.export.sos import DATASET_FIELDS, LABEL_FIELDS
 from textbook.frames import frame_at
 from textbook.media import MediaError
 from textbook.qa_mcq import LETTERS, shuffled
-from textbook.records import Segment
+from textbook.records import Segment, Video
 from textbook.report import write_report
 from textbook.runner import run_stage
 from textbook.stages import audio, qa, transcript
@@ -200,8 +200,11 @@ def test_switched_off_the_stages_record_why_and_per_knowledge_point_on(world):
     assert cycles.status == "done" and "qa.enabled is off" in cycles.summary["not_run"]
     assert ctx.db.run(RED_STAR, "qa_cycles").artifacts == []
     assert run_stage(qa.MCQ, RED_STAR, off).summary["not_run"].startswith("qa_cycles did not run: qa.enabled is off")
-    assert qa.off_reason(QaSettings(enabled=False, knowledge_points=("kids-1",)), "kids-1") == ""
-    assert "'maths-1' is not in qa.knowledge_points" in qa.off_reason(
+    add_knowledge_point(ctx, "kids-1")  # switched on for the video's own knowledge point only
+    ctx.db.add_video(Video(RED_STAR, ctx.db.video(RED_STAR).url, source="local"), "kids-1")
+    per_kp = Context(ctx.settings.replace(qa={"enabled": False, "knowledge_points": ["kids-1"]}), ctx.store, ctx.db)
+    assert run_stage(qa.CYCLES, RED_STAR, per_kp).summary["cycles"] == 1
+    assert "knowledge point is not in qa.knowledge_points" in qa.off_reason(
         QaSettings(enabled=False, knowledge_points=("kids-1",)), "maths-1")
     no_model = Context(ctx.settings.replace(qa_mcq={"model": ""}), ctx.store, ctx.db)
     for stage in (qa.CYCLES, qa.MCQ):
