@@ -266,6 +266,12 @@ def test_the_sos_export_loads_with_json_and_hf_datasets(world, tmp_path):
     cycles = (index.parent / "cycles.html").read_text()
     assert "Can you find the red star?" in cycles and f"../sos/frames/{RED_STAR}/{RED_STAR}-q0_0.jpg" in cycles
     assert "<b>on the top box</b>" in cycles and 'href="cycles.html"' in index.read_text()
+    # what validate checks: the letter names the answer, the frames are files
+    (sos / "mcq.json").write_text(json.dumps([{**mcq, "correct_choice": "ABCD"[(mcq["correct_index"] + 1) % 4]}]))
+    (root / entry["frames"][0]["image"]).unlink()
+    problems = validate_dataset(root)
+    assert any("sos/mcq.json record 0: correct_index, correct_choice and answer disagree" in p for p in problems)
+    assert any(f"frame file {entry['frames'][0]['image']} does not exist" in p for p in problems)
 
 
 def test_without_cycles_the_card_says_why_sos_is_absent(tmp_path):
