@@ -24,7 +24,8 @@ from textbook.store import LocalStore
 
 from state_helpers import finish_stage, publish
 
-DONE_STAGES = ("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter")
+DONE_STAGES = ("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter",
+               "qa_cycles", "qa_mcq")
 PASSING = [Verdict("too_short", True, 60.0, "duration 60.0 s"), Verdict("silent", True, -20.0, "loud enough"),
            Verdict("not_english", True, 0.98, "English confidence 0.98"),
            Verdict("repetitive", True, 0.01, "1% of word 3-grams repeated")]
@@ -89,8 +90,9 @@ def register(ctx: Context, vid: str, kp_id: str, **meta: Any) -> Video:
 
 def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *, sampled: int = 2,
                    transcript_source: str = "captions", verdicts: list[Verdict] | None = None,
-                   scoring: dict[str, Any] | None = None) -> None:
-    """A video every stage finished, published as the runner leaves it (``scoring``: the judges' record)."""
+                   scoring: dict[str, Any] | None = None, keep: tuple[str, ...] = ()) -> None:
+    """A video every stage finished, published as the runner leaves it (``scoring``: the judges'
+    record); the stages in ``keep`` were run for real beforehand and are left as they finished."""
     video = register(ctx, vid, kp_id)
     verdicts = verdicts or PASSING
     segments = [Segment(c.start, c.end, c.text) for c in clips]
@@ -127,7 +129,7 @@ def add_done_video(ctx: Context, vid: str, kp_id: str, clips: list[ClipSpec], *,
         "ocr": {"ocr.json": {"results": ocr}},
         "visual_filter": {"visual_filter.json": {"clips": visual}},
     }
-    for stage in DONE_STAGES:
+    for stage in (s for s in DONE_STAGES if s not in keep):
         result = {"source": transcript_source} if stage == "transcript" else {}
         if stage == "filters":
             result = {"kept": True, "verdicts": [v.to_dict() for v in verdicts]}

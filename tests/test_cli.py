@@ -131,4 +131,4 @@ def test_long_commands_report_each_stage_and_an_eta(tmp_path):
     register(ctx, "vid2", "math-1")
     assert ctx.db.claim("vid2", "download", "fp", "token")
     watcher.poll(progress)
-    assert watched.getvalue().splitlines() == ["[0/2 videos · 0:00 · ETA after the first video] vid2: download (1/9)"]
+    assert watched.getvalue().splitlines() == ["[0/2 videos · 0:00 · ETA after the first video] vid2: download (1/11)"]

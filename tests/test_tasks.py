@@ -47,8 +47,8 @@ def test_a_task_logs_what_it_did_to_which_video(tmp_path, caplog):
     add_knowledge_point(ctx, "math-1")
     add_done_video(ctx, "vidA", "math-1", [ClipSpec(0.0, 12.0, "force and mass", ocr=("F = ma",))])
     with caplog.at_level("INFO", logger="textbook.tasks"):
-        run_task("visual_filter", "vidA", ctx)
-    assert "vidA: visual_filter up to date (finished earlier with the same output settings" in caplog.text
+        run_task("qa_cycles_qa_mcq", "vidA", ctx)
+    assert "vidA: qa_mcq up to date (finished earlier with the same output settings" in caplog.text
     assert "vidA: done" in caplog.text  # the video's status once its last stage ran
 
 

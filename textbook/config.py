@@ -267,6 +267,44 @@ class VisualFilterSettings:
 
 
 @dataclass(frozen=True)
+class QaSettings:
+    """Question-pause-answer cycles (SoSVQA, "Structure Over Scale"): a question, a pause, then its
+    answer, found from the audio's silences and the transcript by the public code's rules."""
+
+    enabled: bool = knob(True)  # for every video; off: only for the knowledge points listed below
+    knowledge_points: tuple[str, ...] = knob(())  # knowledge point ids it runs for while enabled is off
+    # audio: silences of the extracted WAV (the public code); gap: gaps between transcript segments,
+    # for captioned videos whose music bed never falls silent
+    detector: str = knob("audio", choices=("audio", "gap"))
+    silence_db: float = knob(-40.0, le=0)  # RMS under this, relative to the loudest frame, is silence
+    min_pause_s: float = knob(1.0, gt=0)
+    max_pause_s: float = knob(600.0, gt=0)  # longer silences are breaks, not pauses (dropped)
+    question_window_s: float = knob(10.0, gt=0)  # the question ends at most this long before the pause
+    answer_window_s: float = knob(10.0, gt=0)  # the answer starts at most this long after it
+    # SoS falls back to the last segment before the pause when none is a question; in lectures
+    # every breath would then become a cycle, so it is off by default
+    question_fallback: bool = knob(False)
+    context_window_s: float = knob(60.0, gt=0)  # transcript before the question given as context
+    frame_fps: float = knob(0.25, gt=0, le=30)  # pause frames per second of pause
+    max_frames: int = knob(4, ge=1, le=64)
+    frame_max_height: int = knob(448, ge=64)
+    jpeg_quality: int = knob(90, ge=1, le=100)
+
+
+@dataclass(frozen=True)
+class QaMcqSettings:
+    """The optional multiple-choice step: an LLM behind an OpenAI-compatible endpoint turns each
+    cycle's answer into a short answer and three distractors, at temperature 0 (SoS used 0.5: 0 keeps
+    re-runs stable). Runs only with a model and an endpoint."""
+
+    model: str = knob("")  # empty: no multiple-choice questions (the reason is recorded)
+    endpoint: str = knob("", operational=True)  # OpenAI-compatible base URL, e.g. http://vllm:8000/v1
+    api_key_env: str = knob("OPENAI_API_KEY", operational=True)
+    seed: int = knob(42)  # shuffles the choices
+    timeout: float = knob(120.0, gt=0, operational=True)
+
+
+@dataclass(frozen=True)
 class ExportSettings:
     # default <data_root>/dataset; s3://bucket/prefix: staged in <data_root>/dataset, then synced
     root: str = knob("", operational=True)
@@ -393,6 +431,8 @@ class Settings:
     keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
     visual_filter: VisualFilterSettings = field(default_factory=VisualFilterSettings)
+    qa: QaSettings = field(default_factory=QaSettings)
+    qa_mcq: QaMcqSettings = field(default_factory=QaMcqSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     dags: DagSettings = field(default_factory=DagSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)

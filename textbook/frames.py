@@ -188,3 +188,15 @@ def _codec_keyframe_pass(path: Path, fps: float, max_height: int | None,
             previous = picture
     # after the last codec keyframe nothing tells what follows: decode it (with any open stretch)
     yield from decoded(times[stretch if stretch is not None else last], math.inf)
+
+
+def frame_at(path: Path, time: float, max_height: int | None = None) -> np.ndarray:
+    """The picture on screen at ``time`` seconds (an accurate seek: decoded from the codec keyframe
+    before it), scaled down to ``max_height``. MediaError when there is none."""
+    if time < 0:
+        raise ValueError(f"time must not be negative, got {time}")
+    path = Path(path).resolve()
+    if not probe(path).has_video:
+        raise MediaError(f"{path.name}: no video stream")
+    with closing(_stream(path, ["-ss", f"{time:.6f}"], _scale(max_height), ["-frames:v", "1"])) as frames:
+        return next(frames)

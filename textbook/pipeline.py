@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Mapping
 
 from textbook.context import Context
 from textbook.runner import Outcome, StageBusy, StageFailed, is_current, run_stage
-from textbook.stages import audio, clips, download, filters, keyframes, ocr, refine, transcript, visual_filter
+from textbook.stages import audio, clips, download, filters, keyframes, ocr, qa, refine, transcript, visual_filter
 from textbook.sources.local import source_stamp
 from textbook.stages.base import Stage
 from textbook.state import StageRun
@@ -27,6 +27,8 @@ STAGES: tuple[Stage, ...] = (
     keyframes.STAGE,
     ocr.STAGE,
     visual_filter.STAGE,
+    qa.CYCLES,
+    qa.MCQ,
 )
 _BY_NAME = {s.name: s for s in STAGES}
 

@@ -86,6 +86,7 @@ TASK_PLAN: tuple[TaskSpec, ...] = (
     TaskSpec(("keyframes",)),
     TaskSpec(("ocr",)),
     TaskSpec(("visual_filter",), queue="gpu"),
+    TaskSpec(("qa_cycles", "qa_mcq"), network=True),  # an LLM endpoint, when one is set
 )
 STAGE_NAMES = tuple(s for t in TASK_PLAN for s in t.stages)  # the pipeline's, without importing its stages
 SOURCES = ("youtube", "urls", "local")  # search.source's choices

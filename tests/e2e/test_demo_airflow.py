@@ -63,7 +63,7 @@ def test_failed_url_fails_only_its_video(runs):
     assert first[BROKEN][0] == "failed"
     assert "download" in first[BROKEN][1] and "http_500" in first[BROKEN][1]
     others = {vid: status for vid, (status, _) in first.items() if vid != BROKEN}
-    assert sorted(others.values()) == ["done", "done", "done", "filtered", "filtered"]
+    assert sorted(others.values()) == ["done", "done", "done", "done", "filtered", "filtered"]
     # A failed video does not fail the collection: pack still runs and the run succeeds, while the
     # video's task instance is failed in the grid (and in `textbook status`), ready to be cleared.
     assert first_rc == 0
@@ -86,7 +86,7 @@ def test_pack_writes_a_valid_dataset_and_report(runs):
     root = settings.export_root
     assert validate_dataset(root) == []
     lines = [json.loads(line) for line in (root / "videos.jsonl").read_text().splitlines()]
-    assert sum(1 for r in lines if r.get("status") == "done") == 4
+    assert sum(1 for r in lines if r.get("status") == "done") == 5
     assert (root / "report" / "index.html").is_file()
     assert (root / "report" / "videos" / f"{BROKEN}.html").is_file()
 
@@ -101,7 +101,7 @@ def test_pack_and_compaction_emit_their_asset_events_with_counts(runs):
     # one of each per changed night: the failed-video run and the retry run, not the dead night
     assert [name for name, _, _ in events] == ["textbook_parts", "textbook_corpus"] * 2
     parts = [json.loads(extra) for name, _, extra in events if name == "textbook_parts"]
-    assert parts[0]["kp"] == DEMO_KP and parts[0]["rebuilt"] == parts[0]["videos"] == 6
+    assert parts[0]["kp"] == DEMO_KP and parts[0]["rebuilt"] == parts[0]["videos"] == 7
     assert parts[1]["rebuilt"] >= 1 and parts[1]["written"] >= 1  # the retried video's part
     name, uri, extra = events[-1]
     assert uri == settings.export_root.as_uri()
@@ -118,4 +118,4 @@ def test_a_night_with_the_source_unreachable_fails_and_leaves_the_dataset_byte_i
     assert rc != 0  # the DAG run failed
     assert after == before
     text = log.read_text().split("$ airflow dags test")[-1]
-    assert "every video of this run failed (6)" in text and "network" in text
+    assert "every video of this run failed (7)" in text and "network" in text

@@ -163,3 +163,18 @@ def test_second_run_does_no_stage_work_and_is_byte_identical(demo):
     second = run_demo(settings, port=port)
     assert {(r.video_id, r.stage): (r.attempts, r.finished_at) for r in second.ctx.db.runs()} == runs
     assert _tree_digest(root) == before
+
+
+def test_the_red_star_lecture_is_the_one_question_pause_answer_cycle(demo):
+    _, _, first, manifest = demo
+    sos = Path(first.packed["root"]) / "sos"
+    [entry] = [json.loads(line) for line in (sos / "dataset.jsonl").read_text().splitlines()]
+    [video] = [v for v in manifest["videos"] if any("pause" in s for s in v["states"])]
+    assert entry["episode"] == video["id"] and "red star" in entry["question"].lower()
+    [label] = json.loads((sos / "labels" / f"{video['id']}.json").read_text())
+    [pause] = [s["pause"] for s in video["states"] if "pause" in s]
+    assert abs(label["pause_start_s"] - pause[0]) <= 0.3 and abs(label["pause_end_s"] - pause[1]) <= 0.3
+    report = json.loads((sos / "manifest.json").read_text())
+    assert report["cycles"] == 1 and not (sos / "mcq.json").exists()  # no LLM in the demo: said, not faked
+    assert list(report["not_run"]["qa_mcq"]) == ["qa_mcq.model and qa_mcq.endpoint are not both set: "
+                                                 "no multiple-choice questions"]

@@ -73,6 +73,7 @@ class State:
     formula: str = ""  # formula: matplotlib mathtext
     caption: str = ""  # formula: plain words under the formula
     plot: str = ""  # plot: key into _PLOTS
+    pause_after: float = 0.0  # seconds of silence after the narration (a question waiting for its answer)
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,8 @@ def _formula(title: str, formula: str, caption: str, narration: str) -> State:
     return State("formula", narration, title=title, formula=formula, caption=caption)
 
 
-def _plot(title: str, plot: str, narration: str) -> State:
-    return State("plot", narration, title=title, plot=plot)
+def _plot(title: str, plot: str, narration: str, pause_after: float = 0.0) -> State:
+    return State("plot", narration, title=title, plot=plot, pause_after=pause_after)
 
 
 def _speaker(narration: str) -> State:
@@ -270,6 +271,26 @@ LECTURES: tuple[Lecture, ...] = (
                      "when we combine events with the words and and or."),
         ), cross_fade=True, title_box=True),
     Lecture(
+        "kids_red_star05", "Find the Red Star",
+        "A looking game for young learners: the teacher asks a question, waits for the children to "
+        "answer, then gives the answer (a question-pause-answer cycle).",
+        "en", "en-us", True, (
+            _title_card("Find the Red Star",
+                        "Welcome to picture time. Today we play a looking game with shapes and colours. Watch "
+                        "the screen closely, and say your answers out loud. Looking games train our eyes to notice "
+                        "small details. Are you ready? Let us begin."),
+            _plot("Three Boxes", "boxes",
+                  "Here are three boxes, one on top of another. There is a bottom box, a middle box and a top "
+                  "box. Somewhere on these boxes there is a small red star. Look at the boxes. "
+                  "Can you find the red star?", pause_after=2.5),
+            _plot("The Red Star Is on Top", "boxes_found",
+                  "Yes, the red star is on the top box. Well done if you found it. The star is small, but its "
+                  "bright colour makes it easy to spot."),
+            _speaker("That is all for today. We looked carefully at three boxes and found a red star on the "
+                     "top one. Keep practising with the pictures around you at home, in books and on the street. "
+                     "Next time we will count circles and squares together. Goodbye for now."),
+        )),
+    Lecture(
         "fr_derivees", "Les d\u00e9riv\u00e9es : la pente d'une courbe",
         "Une introduction aux d\u00e9riv\u00e9es : pente de la tangente et taux d'accroissement.",
         "fr", "fr", True, (
@@ -432,7 +453,24 @@ def _plot_dice(fig: Figure) -> list[str]:
     return ["sum of two dice", "number of ways"]
 
 
+def _boxes(fig: Figure, found: bool) -> list[str]:
+    """Three stacked boxes with a red star on the top one; ``found`` rings the star."""
+    ax = fig.add_axes((0.05, 0.03, 0.9, 0.8))
+    ax.set_xlim(0, 16)
+    ax.set_ylim(0, 9)
+    ax.set_axis_off()
+    for n, colour in enumerate(("#3b6ea8", "#2e8b57", "#d2a03c")):
+        ax.add_patch(Rectangle((5.5, 0.5 + 2.7 * n), 5, 2.4, color=colour))
+    ax.plot([9.4], [7.2], marker="*", markersize=48, color="#d62020", markeredgecolor="#7a0000")
+    if found:
+        ax.plot([9.4], [7.2], marker="o", markersize=90, markerfacecolor="none", markeredgecolor=_hex(ACCENT),
+                markeredgewidth=6)
+    return []
+
+
 _PLOTS: dict[str, Callable[[Figure], list[str]]] = {
+    "boxes": lambda fig: _boxes(fig, found=False),
+    "boxes_found": lambda fig: _boxes(fig, found=True),
     "tangent": _plot_tangent,
     "free_body": _plot_free_body,
     "energy": _plot_energy,
@@ -572,6 +610,8 @@ def render_lecture(lecture: Lecture, out_dir: Path, work: Path) -> dict[str, Any
             start = len(pcm) // 2
             cues.append((start, start + spoken, sentence))
             pcm += speech + _silence(spoken - len(speech) // 2 + SENTENCE_GAP)
+        spoken_end = cues[-1][1]
+        pcm += _silence(round(state.pause_after * SAMPLE_RATE))
         pcm += _silence(_round_up(len(pcm) // 2 - state_start, FRAME) - (len(pcm) // 2 - state_start))
         state_end = len(pcm) // 2
         image, on_screen = _styled(state, lecture)
@@ -588,7 +628,9 @@ def render_lecture(lecture: Lecture, out_dir: Path, work: Path) -> dict[str, Any
         states.append({"start": _seconds(state_start), "end": _seconds(state_end), "kind": state.kind,
                        "title": state.title, "text_on_screen": on_screen, "narration": " ".join(sentences),
                        "settled": round(_seconds(state_start) + steps / FPS, 3),
-                       **({"formula": state.formula} if state.formula else {})})
+                       **({"formula": state.formula} if state.formula else {}),
+                       # the silence between the last cue and the next state's first, as rendered
+                       **({"pause": [_seconds(spoken_end), _seconds(state_end)]} if state.pause_after else {})})
     playlist.append(playlist[-2])  # the concat demuxer honours the last duration only when the file repeats
     total = len(pcm) // 2
 

@@ -101,7 +101,7 @@ def first_pass(ctx: Context, parts: list[tuple[str, str, str, int]], tmp: Path, 
     """Every part in reading order: packed into samples fed to the views, its facts spooled."""
     exp = ctx.settings.export
     subjects: dict[str, str] = {}  # video id -> subject, for the card's per-subject sample counts
-    vc = ViewContext(ctx.settings, tmp, path)
+    vc = ViewContext(ctx.settings, ctx.store, tmp, path)
     out = Pass([view(vc) for view in registered() if view.enabled(exp)], Spool(tmp / "videos"))
     packer = Packer(exp.token_budget, _cost(exp))
 

@@ -70,6 +70,9 @@ class VideoEntry:
     filters: dict[str, Any] = field(default_factory=dict)
     refine: dict[str, Any] = field(default_factory=dict)
     clips: list[ClipItem] | None = None  # set for finished videos whose documents all load
+    # finished videos: the documents of the question-pause-answer stages ({"cycles", "mcq"}, None
+    # where a stage wrote none)
+    qa: dict[str, Any] | None = None
     export_error: str = ""
     exported: bool = False
 
@@ -182,6 +185,11 @@ def _load_documents(entry: VideoEntry, store: ArtifactStore) -> None:
             if not store.exists(frame.source_key):
                 raise ExportInputError(f"keyframe {frame.source_key!r} is missing from the store")
     entry.clips = clips
+    entry.qa = {"cycles": obj("qa_cycles") or None, "mcq": obj("qa_mcq") or None}
+    for qa_entry in (entry.qa["cycles"] or {}).get("entries", []):
+        for frame in qa_entry["frames"]:
+            if not store.exists(frame["key"]):
+                raise ExportInputError(f"pause frame {frame['key']!r} is missing from the store")
 
 
 def _score(value: Any) -> float | None:

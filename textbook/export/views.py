@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from textbook.config import ExportSettings, Settings
 from textbook.export.packing import Sample
+from textbook.store import ArtifactStore
 
 if TYPE_CHECKING:
     from textbook.export.files import DatasetWriter
@@ -27,6 +28,7 @@ class ViewContext:
     """What every view of one compaction shares."""
 
     settings: Settings
+    store: ArtifactStore  # where files a view ships beside the keyframes come from
     tmp: Path  # the compaction's scratch folder, for spools
     path: Callable[[str], str]  # a dataset-relative path as the data writes it (export.absolute_paths)
 
@@ -83,6 +85,7 @@ def registered() -> list[type[View]]:
     from textbook.export.insi_sim_view import InSiSimView
     from textbook.export.m4instruct import M4View
     from textbook.export.obelics import ObelicsView
+    from textbook.export.sos import SosView
     from textbook.export.wds import WdsView
 
-    return [ObelicsView, ClipView, WdsView, M4View, InSiSimView]
+    return [ObelicsView, ClipView, WdsView, M4View, SosView, InSiSimView]

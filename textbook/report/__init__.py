@@ -4,7 +4,8 @@ It lets a person check a dataset without any tool: the funnel (what was found, k
 why, failures by category), a page per video (a kept one as its interleaved clips, keyframes
 beside transcript and OCR; a dropped one with its verdicts and what was collected), packed samples
 as the trainer reads them, time per stage and per hour of video, a near-duplicate image audit, and
-the dataset card's statistics with distribution plots (every filter score against its threshold). It is built from the exported files only
+the dataset card's statistics with distribution plots (every filter score against its threshold), and
+the instruction (``m4/``) and question-pause-answer (``sos/``) views. It is built from the exported files only
 (``videos.jsonl``, ``clips/``, ``obelics/``, ``images/``), so it works on any dataset folder, and
 opens from disk: relative links, inline CSS, nothing fetched. The same dataset gives the same bytes.
 """
@@ -16,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 from textbook.report.browse import duplicates_page, sample_page
+from textbook.report.cycles import CYCLES_PAGE, cycles_page, load_cycles
+from textbook.report.cycles import summary as cycles_summary
 from textbook.report.data import Dataset, ReportInputError, load_dataset
 from textbook.report.dedup import audit
 from textbook.report.instructions import INSTRUCTIONS_PAGE, instructions_page, load_records, summary
@@ -42,9 +45,13 @@ def _build(data: Dataset, out: Path) -> None:
     existing = _existing_images(data)
     dupes = audit(data.root, sorted(existing))
     records = load_records(data.root)
+    cycles = load_cycles(data.root)
     (out / "index.html").write_text(index_page(data, charts, dupes, has_card=(data.root / "README.md").is_file(),
-                                               instructions=summary(records)), encoding="utf-8")
+                                               instructions=summary(records) + cycles_summary(cycles)),
+                                    encoding="utf-8")
     (out / INSTRUCTIONS_PAGE).write_text(instructions_page(records), encoding="utf-8")
+    if cycles:
+        (out / CYCLES_PAGE).write_text(cycles_page(cycles), encoding="utf-8")
     (out / DUPLICATES_PAGE).write_text(duplicates_page(dupes), encoding="utf-8")
     (out / "videos").mkdir()
     for video in data.videos:
