@@ -115,6 +115,15 @@ class DatasetWriter:
                 atomic_write(target, lambda tmp: shutil.copyfile(src, tmp), durable=False)
         return True
 
+    def copy_artifact(self, store: ArtifactStore, key: str, rel: str) -> Path:
+        """One store artifact at ``rel`` (as ``_place`` puts it), counted as written this time."""
+        target = self.path(rel)
+        self.written.add(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self._place(store, key, target, target.is_file()):
+            self.changed.append(rel)
+        return target
+
     @staticmethod
     def sync() -> None:
         """Flush what was written without an fsync of its own (keyframe copies) to disk."""
