@@ -5,7 +5,7 @@ The paper (arXiv 2501.00958) keeps 75K videos for 3,915 knowledge points, about 
 and not yet processed) into a fresh data root: every stage run with its published snapshot, and
 the documents the exporter reads (download ``info.json``, ``filters.json``, ``clips.json``,
 ``keyframes.json``, ``ocr.json``, ``visual_filter.json``) at the keys the stages use. Stages whose
-outputs the exporter does not read (media, audio, transcript, refine) are recorded without files.
+outputs the exporter does not read (media, audio, transcript, refine; qa, which finds no cycle in a lecture) are recorded without files.
 Keyframe images are hard links to one tiny JPEG (a new one every 30,000 links: the dataset links each again).
 
 Fast enough for a 2-core CI machine: a few shapes of video are serialized once with a
@@ -45,7 +45,8 @@ SENTENCE = ("the derivative of a function measures how fast it changes when its 
             "slope of the tangent line at each point tells us the rate and we write it as a limit of ratios")
 WORDS = tuple(SENTENCE.split())
 SECONDS_PER_VIDEO_HOUR = {"download": 40.0, "audio": 6.0, "transcript": 180.0, "filters": 8.0, "refine": 1.0,
-                          "clips": 0.5, "keyframes": 300.0, "ocr": 240.0, "visual_filter": 60.0}
+                          "clips": 0.5, "keyframes": 300.0, "ocr": 240.0, "visual_filter": 60.0,
+                          "qa_cycles": 2.0, "qa_mcq": 0.0}
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,9 @@ class Generator:
             "ocr": {"keyframes": len(images), "chars": sum(len(o["text"]) for o in ocr),
                     "deduplicated_chars": sum(len(o["text"]) for o in ocr), "boilerplate_lines": 0},
             "visual_filter": {"clips": count, "kept": count - dropped, "dropped": {"face": dropped} if dropped else {}},
+            # lectures rarely pause for an answer: no question-pause-answer cycle, no model for MCQ
+            "qa_cycles": {"pauses": 0, "cycles": 0, "dropped": 0, "frames": 0},
+            "qa_mcq": {"not_run": "qa_mcq.model and qa_mcq.endpoint are not both set"},
         }
         runs = [self._run(s.name, duration, results[s.name]) for s in STAGES]
         return Shape("done", "", docs, images, runs, duration, len(images))
