@@ -5,7 +5,8 @@ The paper (arXiv 2501.00958) keeps 75K videos for 3,915 knowledge points, about 
 and not yet processed) into a fresh data root: every stage run with its published snapshot, and
 the documents the exporter reads (download ``info.json``, ``filters.json``, ``clips.json``,
 ``keyframes.json``, ``ocr.json``, ``visual_filter.json``) at the keys the stages use. Stages whose
-outputs the exporter does not read (media, audio, transcript, refine; qa, which finds no cycle in a lecture) are recorded without files.
+outputs the exporter does not read (media, audio, transcript, refine; qa, which finds no cycle in a
+lecture) are recorded without files.
 Keyframe images are hard links to one tiny JPEG (a new one every 30,000 links: the dataset links each again).
 
 Fast enough for a 2-core CI machine: a few shapes of video are serialized once with a
