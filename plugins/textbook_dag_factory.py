@@ -178,8 +178,8 @@ class PackOperator(BaseOperator):
 
 
 def _step_options(spec: TaskSpec, cfg: DagSettings) -> dict[str, Any]:
-    model = spec.queue == "gpu"
-    timeout = cfg.download_timeout_minutes if spec.task_id == "download" else (
+    model, downloads = spec.queue == "gpu", "download" in spec.stages
+    timeout = cfg.download_timeout_minutes if downloads else (
         cfg.model_timeout_minutes if model else cfg.cpu_timeout_minutes)
     opts: dict[str, Any] = {
         "task_id": spec.task_id,
@@ -192,7 +192,7 @@ def _step_options(spec: TaskSpec, cfg: DagSettings) -> dict[str, Any]:
     if spec.network:
         opts.update(retry_delay=timedelta(seconds=cfg.retry_delay_seconds), retry_exponential_backoff=2.0,
                     max_retry_delay=timedelta(seconds=cfg.max_retry_delay_seconds))
-    if spec.task_id == "download" and cfg.download_pool:
+    if downloads and cfg.download_pool:
         opts["pool"] = cfg.download_pool
     elif model and cfg.gpu_pool:
         opts["pool"] = cfg.gpu_pool

@@ -18,14 +18,14 @@ from textbook import keys
 from textbook.artifacts import output_key
 from textbook.config import load_settings
 from textbook.context import Context
+from textbook.pipeline import STAGES
 from textbook.records import Clip, ClipFrames, ClipVisual, Keyframe, OcrResult, Segment, Transcript, Verdict, Video
 from textbook.state import StateDB
 from textbook.store import LocalStore
 
 from state_helpers import finish_stage, publish
 
-DONE_STAGES = ("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter",
-               "qa_cycles", "qa_mcq")
+DONE_STAGES = tuple(s.name for s in STAGES)
 PASSING = [Verdict("too_short", True, 60.0, "duration 60.0 s"), Verdict("silent", True, -20.0, "loud enough"),
            Verdict("not_english", True, 0.98, "English confidence 0.98"),
            Verdict("repetitive", True, 0.01, "1% of word 3-grams repeated")]
@@ -143,7 +143,7 @@ def add_filtered_video(ctx: Context, vid: str, kp_id: str, failing: Verdict) -> 
     register(ctx, vid, kp_id)
     verdicts = [v for v in PASSING if v.name != failing.name] + [failing]
     reason = f"{failing.name}: {failing.reason}"
-    for stage in ("download", "audio"):
+    for stage in ("metadata", "download", "audio"):
         finish_stage(ctx, vid, stage)
     finish_stage(ctx, vid, "transcript", result={"source": "faster_whisper"})
     finish_stage(ctx, vid, "filters", result={"kept": False, "filtered": reason}, files={"filters.json": {

@@ -90,6 +90,7 @@ def register_downloaded(ctx: Context, video_id: str, media: Path, captions: list
                     for lang, kind, ext, _ in captions]
     info = {"video_id": video_id, "media_key": output_key(ctx, video_id, "download", media_name),
             "captions": caption_docs, "duration": duration, "has_audio": True, "width": 64, "height": 48}
+    finish_stage(ctx, video_id, "metadata", result={"kept": True, "verdicts": []})
     finish_stage(ctx, video_id, "download", result={"duration": duration},
                  files={media_name: media, **caption_files, "info.json": info})
     return video

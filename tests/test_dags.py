@@ -77,7 +77,7 @@ def test_every_knowledge_point_has_a_dag_without_import_errors(shipped):
 
 
 def test_every_dag_declares_its_run_params_with_json_schemas(shipped):
-    stages = ["download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter",
+    stages = ["metadata", "download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter",
               "qa_cycles", "qa_mcq"]
     for dag_id, dag in shipped["dags"].items():
         params = dag["params"]
@@ -91,17 +91,17 @@ def test_every_dag_has_tags_owner_retries_and_the_video_chain(shipped):
     for dag_id, dag in shipped["dags"].items():
         assert dag["tags"] and dag["catchup"] is False and dag["max_active_runs"] == 1, dag_id
         tasks = dag["tasks"]
-        assert sorted(tasks) == sorted(["search", "video.download", "video.audio_transcript", "video.filters_refine",
+        assert sorted(tasks) == sorted(["search", "video.metadata_download", "video.audio_transcript", "video.filters_refine",
                                         "video.clips", "video.keyframes", "video.ocr", "video.visual_filter",
                                         "video.qa_cycles_qa_mcq", "pack"])
-        assert tasks["video.download"]["upstream"] == ["search"]
+        assert tasks["video.metadata_download"]["upstream"] == ["search"]
         assert tasks["pack"]["upstream"] == ["video.qa_cycles_qa_mcq"]
         assert all(t["owner"] == "textbook" and t["timeout"] for t in tasks.values()), dag_id
         # retries with exponential backoff on network tasks only
-        assert {k for k, t in tasks.items() if t["retries"] > 0} == {"search", "video.download", "video.filters_refine",
+        assert {k for k, t in tasks.items() if t["retries"] > 0} == {"search", "video.metadata_download", "video.filters_refine",
                                                                      "video.qa_cycles_qa_mcq"}
         assert all(t["backoff"] > 1 for t in tasks.values() if t["retries"] > 0)
-        assert tasks["video.download"]["pool"] == "youtube"
+        assert tasks["video.metadata_download"]["pool"] == "youtube"
         assert {k for k, t in tasks.items() if t["queue"] == "gpu"} == {
             "video.audio_transcript", "video.filters_refine", "video.visual_filter"}
         assert all(t["map_index_template"] for k, t in tasks.items() if k.startswith("video."))

@@ -17,7 +17,8 @@ from textbook.language import detect, scores
 from textbook.records import Segment, Transcript, Video
 from textbook.runner import run_stage
 from textbook.stages import audio, filters, transcript
-from textbook.stages.filters import (declared_language, duration_bounds, not_english, repetition_share, repetitive,
+from textbook.stages.metadata import declared_language, duration_bounds
+from textbook.stages.filters import (not_english, repetition_share, repetitive,
                                      silent, too_short, wav_loudness)
 
 CFG = FilterSettings()

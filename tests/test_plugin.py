@@ -62,7 +62,7 @@ def test_status_summaries(ctx):
     state = status.video_state(ctx, "pt_done")
     assert state.keyframes == tuple(KEYFRAMES) and state.failed is None
     assert [status.airflow_task(s) for s in ("download", "audio", "refine", "visual_filter", "gone")] == [
-        "video.download", "video.audio_transcript", "video.filters_refine", "video.visual_filter", ""]
+        "video.metadata_download", "video.audio_transcript", "video.filters_refine", "video.visual_filter", ""]
 
 
 @pytest.fixture(scope="module")

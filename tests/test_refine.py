@@ -45,7 +45,7 @@ def _video(ctx: Context, vid: str = "vid1",
     add_knowledge_point(ctx, "math-1")
     video = register(ctx, vid, "math-1", title="Derivatives")
     segments = [Segment(5.0 * i, 5.0 * (i + 1), text) for i, text in enumerate(said)]
-    for stage in ("download", "audio"):
+    for stage in ("metadata", "download", "audio"):
         finish_stage(ctx, vid, stage)
     finish_stage(ctx, vid, "transcript", files={"transcript.json": Transcript("captions", "en", segments).to_dict()})
     finish_stage(ctx, vid, "filters", result={"kept": True})

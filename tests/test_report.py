@@ -328,7 +328,7 @@ def test_time_per_stage_sums_stage_seconds_per_video_hour(dataset):
     assert index.row("visual_filter")[1] == "2"  # only the kept videos got that far
     page = _page(dataset, "videos/vidA.html")
     stages = next(r for r in page.rows if r and r[0] == "" and "visual_filter" in r)
-    assert stages[1:] == ["download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr",
+    assert stages[1:] == ["metadata", "download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr",
                           "visual_filter", "qa_cycles", "qa_mcq", "all stages"]
 
 
@@ -351,7 +351,7 @@ def test_a_dropped_video_has_a_page_with_why_and_what_was_collected(dataset):
     assert filtered.row("too_short")[1:5] == ["failed", "duration", "4 s", "min 10 s"]
     assert filtered.row("silent")[1] == "passed"
     times = next(r for r in filtered.rows if r and r[0] == "")
-    assert times[1:] == ["download", "audio", "transcript", "filters", "all stages"]  # what ran before it was dropped
+    assert times[1:] == ["metadata", "download", "audio", "transcript", "filters", "all stages"]  # what ran before it was dropped
     assert not filtered.clips  # nothing of it ships
     failed = _page(dataset, "videos/vidX.html")
     assert "failed at download: DownloadError: HTTP Error 403: Forbidden (category: error)" in failed.all_text

@@ -91,7 +91,7 @@ def test_a_dry_run_searches_and_runs_nothing_and_says_what_would_run(ctx, tmp_pa
     with caplog.at_level("INFO", logger="textbook.tasks"):
         assert search(kp, ctx, replace(options, dry_run=True)) == []
     assert f"dry run of {kp}: nothing is searched or run; a real run would search urls" in caplog.text
-    assert "would run v0: tasks download, audio_transcript, filters_refine, clips, keyframes, ocr, visual_filter" in caplog.text
+    assert "would run v0: tasks metadata_download, audio_transcript, filters_refine, clips, keyframes, ocr, visual_filter" in caplog.text
     assert "2 of the 2 known videos would run" in caplog.text
     assert ctx.db.video("v2") is None and ctx.db.runs("v0") == []  # not searched, not run
 

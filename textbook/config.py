@@ -177,6 +177,14 @@ class RefineSettings:
 
 
 @dataclass(frozen=True)
+class MetadataSettings:
+    """The LLM rule of the metadata filter, before download (the paper filters title and description
+    for relevance to the knowledge point and unsafe content); backend none: the listing rules alone."""
+
+    llm: ModelSettings = field(default_factory=lambda: ModelSettings(max_new_tokens=256))
+
+
+@dataclass(frozen=True)
 class TaxonomySettings:
     """The LLM `textbook taxonomy generate` asks for subjects, courses and knowledge points (the
     paper used GPT-4o); backend none: the command says what to set."""
@@ -421,6 +429,7 @@ class Settings:
     taxonomy_dir: str = ""  # default: the taxonomy shipped with the package
     store: StoreSettings = field(default_factory=StoreSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    metadata: MetadataSettings = field(default_factory=MetadataSettings)
     download: DownloadSettings = field(default_factory=DownloadSettings)
     audio: AudioSettings = field(default_factory=AudioSettings)
     transcript: TranscriptSettings = field(default_factory=TranscriptSettings)

@@ -39,6 +39,15 @@ class Context:
             self.backend_builds[name] = self.backend_builds.get(name, 0) + 1
         return self._backends[name]
 
+    def knowledge_point_path(self, video: Any) -> str:
+        """The path of the knowledge point that found ``video`` (its search keyword when unlinked):
+        what the LLM rules judge relevance to."""
+        for link in self.db.links(video.video_id):
+            kp = self.db.knowledge_point(link.kp_id)
+            if kp is not None:
+                return kp.path
+        return video.search_keyword
+
     def close(self) -> None:
         """Release database connections (a long-lived process keeps its context instead)."""
         self.db.engine.dispose()

@@ -9,7 +9,8 @@ from typing import Callable, Iterable, Mapping
 
 from textbook.context import Context
 from textbook.runner import Outcome, StageBusy, StageFailed, is_current, run_stage
-from textbook.stages import audio, clips, download, filters, keyframes, ocr, qa, refine, transcript, visual_filter
+from textbook.stages import (audio, clips, download, filters, keyframes, metadata, ocr, qa, refine, transcript,
+                             visual_filter)
 from textbook.sources.local import source_stamp
 from textbook.stages.base import Stage
 from textbook.state import StageRun
@@ -18,6 +19,7 @@ from textbook.state.snapshot import make_snapshot, same_result
 log = logging.getLogger(__name__)
 
 STAGES: tuple[Stage, ...] = (
+    metadata.STAGE,
     download.STAGE,
     audio.STAGE,
     transcript.STAGE,

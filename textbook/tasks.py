@@ -79,7 +79,7 @@ class TaskSpec:
 # The per-video chain as orchestrators run it. tests/test_tasks.py checks it covers the pipeline's
 # stages in order and agrees with each stage's model/network flags.
 TASK_PLAN: tuple[TaskSpec, ...] = (
-    TaskSpec(("download",), network=True),
+    TaskSpec(("metadata", "download"), network=True),  # the metadata filter: nothing dropped is downloaded
     TaskSpec(("audio", "transcript"), queue="gpu"),
     TaskSpec(("filters", "refine"), queue="gpu", network=True),
     TaskSpec(("clips",)),

@@ -23,14 +23,24 @@ from fault_services import PrivatePostgres, RestartableS3, wait_until
 from sqlalchemy import create_engine, text
 
 from textbook.export import validate_dataset
+from textbook.pipeline import STAGES as PIPELINE
 
 REPO = Path(__file__).resolve().parents[2]
 PAUSED_RUN = Path(__file__).with_name("paused_run.py")
 KP = "demo.intro.basics.lectures"
-STAGES = ("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter")
+STAGES = tuple(s.name for s in PIPELINE)  # every stage: the kill matrix leaves none out
 RUN_TIMEOUT = 240.0  # one whole run of the small world takes 10-20 s here; this only catches a hang
 MARK_TIMEOUT = 120.0  # from a worker's start to the paused stage
 BUCKET = "faults"  # the S3 scenarios' bucket: artifacts under artifacts/, the dataset mirror under dataset/
+
+
+def downstream(stage: str) -> set[str]:
+    """``stage`` and every stage that reads its outputs, directly or through others."""
+    out = {stage}
+    for s in PIPELINE:
+        if out & set(s.requires):
+            out.add(s.name)
+    return out
 
 
 def base_settings() -> dict[str, Any]:

@@ -7,7 +7,7 @@ import re
 import shutil
 
 import pytest
-from fault_harness import STAGES, Place, base_settings, dataset_files, exported_videos, read_db, run, start, verdict
+from fault_harness import Place, base_settings, downstream, dataset_files, exported_videos, read_db, run, start, verdict
 
 from textbook.demo.serve import DemoServer
 from textbook.export import validate_dataset
@@ -96,8 +96,8 @@ def test_an_output_knob_re_runs_keyframes_on_and_keeps_the_export_meanwhile(tmp_
     assert set(exported_videos(meanwhile)) == reference_sqlite.exported, "the export lost videos meanwhile"
     assert not validate_dataset(place.dataset)
     run(place)
-    downstream = STAGES[STAGES.index("keyframes"):]
-    expected = {(vid, s): n + (1 if s in downstream else 0) + ((vid, s) == (killed, "ocr"))
+    again = downstream("keyframes")
+    expected = {(vid, s): n + (1 if s in again else 0) + ((vid, s) == (killed, "ocr"))
                 for (vid, s), n in attempts.items()}
     v = verdict("output knob changed, re-run killed, rerun", place, None, reference_sqlite.exported, expected)
     matrix(v)

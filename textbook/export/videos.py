@@ -216,13 +216,18 @@ def judges(entry: VideoEntry) -> list[dict[str, Any]]:
 
 
 def verdicts(entry: VideoEntry) -> list[dict[str, Any]]:
-    """Every filter's decision: the filters stage's verdicts, and the LLM judges' combined one."""
+    """Every filter's decision: the metadata stage's (before download), the filters stage's, and the
+    LLM judges' combined one. A listing rule both stages ran shows once, as the filters stage judged
+    it on the metadata the download recorded."""
     raw = entry.filters.get("verdicts")
     if raw is None:
         run = entry.run("filters")
         raw = run.result.get("verdicts") if run else None
+    listed = entry.run("metadata")
+    seen = {item.get("name") for item in raw or []}
+    early = [item for item in (listed.result.get("verdicts") or [] if listed else []) if item.get("name") not in seen]
     out = []
-    for item in raw or []:
+    for item in [*early, *(raw or [])]:
         v = Verdict.from_dict(item)
         out.append({"name": v.name, "passed": bool(v.passed), "score": _score(v.score), "reason": v.reason})
     refine_run = entry.run("refine")

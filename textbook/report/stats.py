@@ -47,15 +47,18 @@ def outcome(video: dict[str, Any]) -> Outcome | None:
     return Outcome(video, "not finished", f"status {status!r}")
 
 
+BEFORE_MEDIA = ("metadata", "download")  # stages that end before the media is stored
+
+
 def _downloaded(video: dict[str, Any]) -> bool:
     """Known to have got past the download stage (an unfinished video may have, but the record cannot say)."""
     status = video["status"]
     if status == "done":
         return True
     if status == "filtered":
-        return (video.get("filtered_by") or "download") != "download"
+        return (video.get("filtered_by") or "download") not in BEFORE_MEDIA
     if status == "failed":
-        return (video.get("failed_stage") or "download") != "download"
+        return (video.get("failed_stage") or "download") not in BEFORE_MEDIA
     return False
 
 

@@ -27,6 +27,7 @@ RULES: dict[str, Rule] = {
     "repetitive": Rule("", "share of repeated word 3-grams (0-1)", ("filters", "max_repetition"), False),
     "metadata_duration": Rule("s", "listed duration", ("search", "min_duration"), True),
     "metadata_language": Rule("", "listed language", None, True),
+    "metadata_llm": Rule("", "LLM on title and description", None, True),
     "llm_judges": Rule("", "deciding LLM judge's lowest criterion (0-10)", ("refine", "min_score"), True),
 }
 UNKNOWN = Rule("", "score", None, True)

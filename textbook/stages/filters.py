@@ -1,9 +1,9 @@
 """The paper's rule filters: drop videos too short, silent, not in English, badly transcribed or repetitive.
 
 Every rule gives a ``Verdict`` and all of them are kept, so the per-video record can show each
-rule's score, not only the one that dropped the video. Metadata rules (over the ``Video`` alone)
-form a list of their own: a later rule, such as an LLM judging title and description, is one
-more function in ``METADATA_RULES``, and the search step can run the same list before download.
+rule's score, not only the one that dropped the video. The metadata rules (textbook.stages.metadata)
+run again here: before download they saw the search listing, here the metadata the download
+recorded (the media's own duration, the platform's language), which a flat search often lacks.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import urllib.parse
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from textbook.records import Transcript, Verdict, Video
 from textbook.sources.local import sidecar_languages
 from textbook.speech import speech_seconds
 from textbook.stages.base import StageResult, stage
+from textbook.stages.metadata import metadata_verdicts
 from textbook.tokens import count_tokens
 
 SILENCE_FLOOR_DBFS = -120.0  # what digital silence (RMS 0) is reported as
@@ -143,42 +143,6 @@ def repetitive(text: str, cfg: FilterSettings) -> Verdict:
     passed = share <= cfg.max_repetition
     return Verdict("repetitive", passed, round(share, 4), f"{share:.0%} of word 3-grams repeated"
                    + ("" if passed else f", above {cfg.max_repetition:.0%}"))
-
-
-MetadataRule = Callable[[Video, Context], Verdict]
-
-
-def duration_bounds(video: Video, ctx: Context) -> Verdict:
-    """The search-time duration bounds (``search.min_duration`` .. ``search.max_duration``)."""
-    lo, hi = ctx.settings.search.min_duration, ctx.settings.search.max_duration
-    if video.duration is None:
-        return Verdict("metadata_duration", True, None, "duration unknown")
-    passed = lo <= video.duration <= hi
-    return Verdict("metadata_duration", passed, video.duration,
-                   f"listed duration {video.duration:g} s" + ("" if passed else f" outside {lo:g}-{hi:g} s"))
-
-
-def declared_language(video: Video, ctx: Context) -> Verdict:
-    """The language the platform lists for the video, or else the languages of its own captions.
-
-    Catches non-English talks before anything is downloaded. Automatic captions are not evidence
-    (YouTube offers machine translations of them).
-    """
-    if video.language:
-        passed = video.language.lower().split("-")[0] == "en"
-        return Verdict("metadata_language", passed, None, f"listed language {video.language}"
-                       + ("" if passed else ", not English"))
-    manual = video.captions.get("manual", [])
-    if manual and not any(lang.lower().split("-")[0] == "en" for lang in manual):
-        return Verdict("metadata_language", False, None, f"captions only in {', '.join(manual)}, none in English")
-    return Verdict("metadata_language", True, None, "no language listed")
-
-
-METADATA_RULES: tuple[MetadataRule, ...] = (duration_bounds, declared_language)
-
-
-def metadata_verdicts(video: Video, ctx: Context, rules: tuple[MetadataRule, ...] = METADATA_RULES) -> list[Verdict]:
-    return [rule(video, ctx) for rule in rules]
 
 
 def caption_languages(video: Video) -> tuple[str, ...]:

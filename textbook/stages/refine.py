@@ -15,15 +15,6 @@ VERSION = f"2+{judges.PROMPT_VERSION}+{PROMPT_VERSION}"  # a new prompt version 
 from textbook.stages.base import StageResult, stage
 
 
-def knowledge_point(video: Video, ctx: Context) -> str:
-    """The path of the knowledge point that found the video (its search keyword when unlinked)."""
-    for link in ctx.db.links(video.video_id):
-        kp = ctx.db.knowledge_point(link.kp_id)
-        if kp is not None:
-            return kp.path
-    return video.search_keyword
-
-
 def score(video: Video, ctx: Context, transcript: Transcript) -> tuple[dict[str, Any], str]:
     """The judges' record and the reason the video is dropped ('' when kept)."""
     cfg, uses = ctx.settings.refine, models.refine_uses(ctx.settings).judges
@@ -33,7 +24,7 @@ def score(video: Video, ctx: Context, transcript: Transcript) -> tuple[dict[str,
     for use, (_, llm) in zip(uses, panel):
         if llm is None:
             raise models.BackendError(f"{use.where}.backend is none: a judge needs a model (or remove it)")
-    question = judges.question(knowledge_point(video, ctx), video.title, video.description, transcript.text)
+    question = judges.question(ctx.knowledge_point_path(video), video.title, video.description, transcript.text)
     decision = judges.combine(judges.ask(panel, question, cfg.min_score), cfg.judge_rule, cfg.min_score)
     record = {"rule": cfg.judge_rule, "min_score": cfg.min_score, "prompt_version": judges.PROMPT_VERSION,
               "drop": decision.drop, "score": decision.score, "reason": decision.reason,
