@@ -199,7 +199,7 @@ class Generator:
             "visual_filter": {"clips": count, "kept": count - dropped, "dropped": {"face": dropped} if dropped else {}},
             # lectures rarely pause for an answer: no question-pause-answer cycle, no model for MCQ
             "qa_cycles": {"pauses": 0, "cycles": 0, "dropped": 0, "frames": 0},
-            "qa_mcq": {"not_run": "qa_mcq.model and qa_mcq.endpoint are not both set"},
+            "qa_mcq": {"not_run": "no LLM configured (qa_mcq.llm.backend: none): no multiple-choice questions"},
         }
         runs = [self._run(s.name, duration, results[s.name]) for s in STAGES]
         return Shape("done", "", docs, images, runs, duration, len(images))

@@ -93,7 +93,7 @@ def _process(ctx: Context, folder: Path, vid: str) -> None:
 def world(course, endpoint, tmp_path_factory):
     folder, manifests = course
     settings = load_settings(environ={}, data_root=str(tmp_path_factory.mktemp("qa-data")),
-                             qa_mcq={"model": "fake-llm", "endpoint": endpoint})
+                             qa_mcq={"llm": {"backend": "openai", "model": "fake-llm", "endpoint": endpoint}})
     ctx = Context.from_settings(settings)
     for vid in manifests:
         _process(ctx, folder, vid)
@@ -206,10 +206,10 @@ def test_switched_off_the_stages_record_why_and_per_knowledge_point_on(world):
     assert run_stage(qa.CYCLES, RED_STAR, per_kp).summary["cycles"] == 1
     assert "knowledge point is not in qa.knowledge_points" in qa.off_reason(
         QaSettings(enabled=False, knowledge_points=("kids-1",)), "maths-1")
-    no_model = Context(ctx.settings.replace(qa_mcq={"model": ""}), ctx.store, ctx.db)
+    no_model = Context(ctx.settings.replace(qa_mcq={"llm": {"backend": "none"}}), ctx.store, ctx.db)
     for stage in (qa.CYCLES, qa.MCQ):
         outcome = run_stage(stage, RED_STAR, no_model)
-    assert outcome.summary == {"not_run": "qa_mcq.model and qa_mcq.endpoint are not both set: "
+    assert outcome.summary == {"not_run": "no LLM configured (qa_mcq.llm.backend: none): "
                                           "no multiple-choice questions"}
     _restore(ctx, RED_STAR)
 
@@ -237,7 +237,7 @@ def test_the_sos_export_loads_with_json_and_hf_datasets(world, tmp_path):
     add_knowledge_point(export_ctx, "kids-1")
     add_done_video(export_ctx, RED_STAR, "kids-1", [ClipSpec(0.0, 15.0, "Welcome to picture time."),
                                                     ClipSpec(15.0, 30.0, "Can you find the red star?")],
-                   keep=("download", "audio", "transcript", "qa_cycles", "qa_mcq"))
+                   keep=("metadata", "download", "audio", "transcript", "qa_cycles", "qa_mcq"))
     root = export_dataset(export_ctx).root
     assert validate_dataset(root) == []
     sos = root / "sos"

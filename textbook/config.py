@@ -301,15 +301,12 @@ class QaSettings:
 
 @dataclass(frozen=True)
 class QaMcqSettings:
-    """The optional multiple-choice step: an LLM behind an OpenAI-compatible endpoint turns each
-    cycle's answer into a short answer and three distractors, at temperature 0 (SoS used 0.5: 0 keeps
-    re-runs stable). Runs only with a model and an endpoint."""
+    """The optional multiple-choice step: an LLM turns each cycle's answer into a short answer and
+    three distractors, at temperature 0 (SoS used 0.5: 0 keeps re-runs stable). Backend none: no
+    multiple-choice questions, and the run says so."""
 
-    model: str = knob("")  # empty: no multiple-choice questions (the reason is recorded)
-    endpoint: str = knob("", operational=True)  # OpenAI-compatible base URL, e.g. http://vllm:8000/v1
-    api_key_env: str = knob("OPENAI_API_KEY", operational=True)
+    llm: ModelSettings = field(default_factory=lambda: ModelSettings(max_new_tokens=200))
     seed: int = knob(42)  # shuffles the choices
-    timeout: float = knob(120.0, gt=0, operational=True)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,7 @@
 An LLM turns the answer the video gives into a short answer plus three distractors for young
 learners; the four choices are shuffled with a seed per entry, so ``correct_index`` and the
 letter ``correct_choice`` are stable across runs. The tags are rule-based, from the words of the
-question and the context. One function, ``ask``, talks to the model, so another backend is a
-change in one place.
+question and the context. The model is any registered LLM backend (``qa_mcq.llm``).
 """
 
 from __future__ import annotations
@@ -14,9 +13,7 @@ import random
 import re
 from typing import Any
 
-from textbook.config import QaMcqSettings
 from textbook.models import BackendError
-from textbook.models.openai import chat
 
 LETTERS = "ABCD"
 KEYS = ("simplified_answer", "distractor_1", "distractor_2", "distractor_3")
@@ -41,22 +38,21 @@ class BadAnswer(QaMcqError):
     """The model answered, but not four different choices in the JSON asked for (the entry is left out)."""
 
 
-def ask(cfg: QaMcqSettings, question: str, answer: str, context: str) -> dict[str, str]:
+def ask(llm: Any, model: str, question: str, answer: str, context: str) -> dict[str, str]:
     """The model's ``simplified_answer`` and ``distractor_1..3`` for one cycle."""
     messages = [{"role": "system", "content": PROMPT},
                 {"role": "user", "content": f"Context: {context}\nQuestion: {question}\nAnswer: {answer}"}]
     try:
-        reply = chat(cfg.endpoint, cfg.model, messages, max_tokens=200, api_key_env=cfg.api_key_env,
-                     timeout=cfg.timeout)
+        [reply] = llm.chat([messages])
     except BackendError as exc:  # names the endpoint and what went wrong
-        raise QaMcqError(f"qa_mcq.endpoint: {exc}") from None
+        raise QaMcqError(f"qa_mcq.llm: {exc}") from None
     found = re.search(r"\{.*\}", reply, re.S)
     try:
         parsed = json.loads(found.group(0)) if found else None
     except json.JSONDecodeError:
         parsed = None
     if not isinstance(parsed, dict) or not all(isinstance(parsed.get(k), str) and parsed[k].strip() for k in KEYS):
-        raise BadAnswer(f"model {cfg.model!r} did not answer with {', '.join(KEYS)}: {reply[:200]!r}")
+        raise BadAnswer(f"model {model!r} did not answer with {', '.join(KEYS)}: {reply[:200]!r}")
     return {k: parsed[k].strip() for k in KEYS}
 
 
@@ -89,13 +85,13 @@ def tags(question: str, answer: str, context: str, span_s: float) -> dict[str, A
     }
 
 
-def mcq_item(cfg: QaMcqSettings, label: dict[str, Any], context: str) -> dict[str, Any]:
+def mcq_item(llm: Any, model: str, seed: int, label: dict[str, Any], context: str) -> dict[str, Any]:
     """One ``mcq.json`` record for a cycle (without the fields the export adds: transcript, episode)."""
-    options = ask(cfg, label["question_text"], label["answer_text"], context)
-    choices, correct = shuffled(options, cfg.seed, label["id"])
+    options = ask(llm, model, label["question_text"], label["answer_text"], context)
+    choices, correct = shuffled(options, seed, label["id"])
     span = (label["answer_end_s"] or label["pause_end_s"]) - label["question_start_s"]
     return {"entry_id": label["id"], "question": label["question_text"], "answer": options["simplified_answer"],
             "original_answer": label["answer_text"], "choices": choices, "correct_index": correct,
             "correct_choice": LETTERS[correct], "num_choices": len(choices),
-            "generation_method": f"llm:{cfg.model}:prompt-v{PROMPT_VERSION}",
+            "generation_method": f"llm:{model}:prompt-v{PROMPT_VERSION}",
             **tags(label["question_text"], options["simplified_answer"], context, span)}

@@ -176,5 +176,5 @@ def test_the_red_star_lecture_is_the_one_question_pause_answer_cycle(demo):
     assert abs(label["pause_start_s"] - pause[0]) <= 0.3 and abs(label["pause_end_s"] - pause[1]) <= 0.3
     report = json.loads((sos / "manifest.json").read_text())
     assert report["cycles"] == 1 and not (sos / "mcq.json").exists()  # no LLM in the demo: said, not faked
-    assert list(report["not_run"]["qa_mcq"]) == ["qa_mcq.model and qa_mcq.endpoint are not both set: "
+    assert list(report["not_run"]["qa_mcq"]) == ["no LLM configured (qa_mcq.llm.backend: none): "
                                                  "no multiple-choice questions"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from PIL import Image
 
+from textbook import models
 from textbook import qa_cycles as cycles
 from textbook.artifacts import input_key, output_key, read_input
 from textbook.config import QaSettings
@@ -83,19 +84,21 @@ def run_mcq(video: Video, ctx: Context) -> StageResult:
     before = ctx.db.run(vid, "qa_cycles")
     if before is not None and before.result.get("not_run"):
         return StageResult(summary={"not_run": f"qa_cycles did not run: {before.result['not_run']}"})
-    if not (cfg.model and cfg.endpoint):
-        return StageResult(summary={"not_run": "qa_mcq.model and qa_mcq.endpoint are not both set: "
+    llm = models.ModelUse("llm", cfg.llm, "qa_mcq.llm").load(ctx)
+    if llm is None:
+        return StageResult(summary={"not_run": "no LLM configured (qa_mcq.llm.backend: none): "
                                                "no multiple-choice questions"})
+    model = cfg.llm.model
     doc = read_input(ctx, vid, "qa_cycles")
     contexts = {e["entry_id"]: e["transcript"] for e in doc["entries"]}
     items, failed = [], []
     for label in doc["labels"]:
         try:
-            items.append(mcq_item(cfg, label, contexts[label["id"]]))
+            items.append(mcq_item(llm, model, cfg.seed, label, contexts[label["id"]]))
         except BadAnswer as exc:
             failed.append({"entry_id": label["id"], "reason": str(exc)})
     ref = ctx.store.put_json(output_key(ctx, vid, "qa_mcq", "qa_mcq.json"),
-                             {"model": cfg.model, "seed": cfg.seed, "items": items, "failed": failed})
+                             {"model": model, "seed": cfg.seed, "items": items, "failed": failed})
     return StageResult(artifacts=[ref], summary={"questions": len(items), "failed": len(failed)})
 
 
