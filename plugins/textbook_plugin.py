@@ -34,7 +34,7 @@ PAGES = Environment(loader=FileSystemLoader(Path(__file__).parent / "textbook_vi
                     autoescape=True, trim_blocks=True, lstrip_blocks=True)
 # A keyframe's store key: videos/<id>/keyframes/<fingerprint>/<id>@<start>_<end>#<k>.jpg (or, recorded
 # before fingerprint folders, images/<id>/...); only keys the stage recorded are served.
-_KEYFRAME = re.compile(r"^(?:images|videos)/([A-Za-z0-9_-]+)/(?:keyframes/[0-9a-f]+/)?\1@\d+\.\d_\d+\.\d#\d+\.jpg$")
+_VIDEO_IMAGE = re.compile(r"^(?:images|videos)/([A-Za-z0-9_-]+)/.+\.jpg$")  # then checked against what was recorded
 
 
 def caller_token(request: Request) -> str:
@@ -125,7 +125,14 @@ def knowledge_point(request: Request, kp_id: str) -> HTMLResponse:
 
     failed = st.failed_videos(ctx, [kp.id])
     return render(request, "kp.html", kp=kp, videos=ctx.db.videos(kp_ids=[kp.id]), failed=failed,
-                  categories=st.by_category(failed))
+                  categories=st.by_category(failed), datasets=st.dataset_progress(ctx, [kp.id]))
+
+
+@app.get("/datasets", name="datasets")
+def datasets(request: Request) -> HTMLResponse:
+    from textbook import status as st
+
+    return render(request, "datasets.html", datasets=st.dataset_progress(context()))
 
 
 @app.get("/videos/{video_id}", name="video")
@@ -138,9 +145,12 @@ def video(request: Request, video_id: str) -> HTMLResponse:
     if state is None:
         raise _not_found(f"unknown video {video_id!r}")
     local = isinstance(ctx.store, LocalStore)  # a local file is served below; S3 gives presigned URLs
-    thumbs = [(key, request.url_for("image", key=quote(key)).path if local else ctx.store.url(key))
-              for key in state.keyframes]
-    return render(request, "video.html", v=state, thumbs=thumbs)
+
+    def src(key: str) -> str:
+        return request.url_for("image", key=quote(key)).path if local else ctx.store.url(key)
+
+    thumbs = [(key, src(key)) for key in state.keyframes]
+    return render(request, "video.html", v=state, thumbs=thumbs, datasets=st.video_examples(ctx, video_id), src=src)
 
 
 @app.get("/failed", name="failed")
@@ -190,22 +200,23 @@ async def retry(request: Request) -> HTMLResponse:
 
 @app.get("/images/{key:path}", name="image")
 def image(key: str) -> FileResponse:
-    """A keyframe from the local store: only a key the video's keyframes stage recorded."""
+    """An image from the local store: only a key the video's keyframes stage, or a stage of a
+    derived dataset, recorded."""
     from textbook import status as st
     from textbook.store import MissingArtifact
 
     ctx = context()
-    match = _KEYFRAME.match(key)
+    match = _VIDEO_IMAGE.match(key)
     if not match:
-        raise _not_found("not a keyframe image key")
+        raise _not_found("not an image key of a video")
     video_id = match.group(1)
-    if key not in st.keyframe_keys(ctx.db.run(video_id, "keyframes"), video_id):
-        raise _not_found(f"no keyframe {key!r} recorded")
+    if key not in st.image_keys(ctx, video_id):
+        raise _not_found(f"no image {key!r} recorded")
     try:
         with ctx.store.local_path(key) as path:
             return FileResponse(path, media_type="image/jpeg")
     except MissingArtifact:
-        raise _not_found(f"keyframe {key!r} is not in the store") from None
+        raise _not_found(f"image {key!r} is not in the store") from None
 
 
 @app.get("/benchmarks", name="benchmarks")

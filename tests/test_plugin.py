@@ -20,6 +20,8 @@ from textbook.records import Video
 EVIL = '<script>alert("x")</script> & <b>bold</b>'
 KEYFRAMES = [f"videos/pt_done/keyframes/0123abcd/{keys.keyframe_name('pt_done', 0.0, 12.5, k)}" for k in (1, 2)]
 INFO = "videos/pt_done/download/0123abcd/info.json"
+CYCLES = "videos/pt_done/qa_cycles/0123abcd/qa_cycles.json"
+PAUSE_FRAME = "videos/pt_done/qa_cycles/0123abcd/pt_done_q0_0.jpg"
 
 
 def _jpeg(shade: int) -> bytes:
@@ -46,6 +48,14 @@ def fill(ctx: Context, kp_id: str) -> None:
     refs = [ctx.store.put_bytes(key, _jpeg(50 * n)) for n, key in enumerate(KEYFRAMES, 1)]
     ctx.store.put_json(INFO, {"media_key": "videos/pt_done/download/0/media.mp4"})
     _stage(ctx, "pt_done", "keyframes", "done", artifacts=[r.to_dict() for r in refs])
+    frame = ctx.store.put_bytes(PAUSE_FRAME, _jpeg(200))
+    doc = ctx.store.put_json(CYCLES, {"entries": [{"entry_id": "pt_done_q0", "question": f"Where is it? {EVIL}",
+                                                   "answer": "On the hat.", "transcript": "Look closely.",
+                                                   "frames": [{"key": PAUSE_FRAME, "timestamp": 3.0}]}]})
+    _stage(ctx, "pt_done", "qa_cycles", "done", artifacts=[frame.to_dict(), doc.to_dict()],
+           result={"pauses": 2, "cycles": 1, "dropped": 1, "frames": 1})
+    _stage(ctx, "pt_done", "qa_mcq", "done", result={"not_run": "no LLM configured"})
+    _stage(ctx, "pt_fail", "qa_cycles", "done", result={"not_run": "qa.enabled is off"})
     ctx.db.set_video_status("pt_done", "done")
 
 
@@ -63,6 +73,24 @@ def test_status_summaries(ctx):
     assert state.keyframes == tuple(KEYFRAMES) and state.failed is None
     assert [status.airflow_task(s) for s in ("download", "audio", "refine", "visual_filter", "gone")] == [
         "video.metadata_download", "video.audio_transcript", "video.filters_refine", "video.visual_filter", ""]
+
+
+def test_derived_datasets_are_counted_and_browsed_from_the_state(ctx):
+    kp = "demo.intro.basics.lectures"
+    fill(ctx, kp)
+    for scope in (None, [kp]):
+        cycles, mcq = (line for line in status.dataset_progress(ctx, scope) if line.view == "sos")
+        assert (cycles.stage, cycles.videos, cycles.with_items, cycles.items) == ("qa_cycles", 2, 1, 1)
+        assert cycles.not_run == (("qa.enabled is off", 1),)
+        assert (mcq.stage, mcq.videos, mcq.items, mcq.not_run) == ("qa_mcq", 1, 0, (("no LLM configured", 1),))
+    assert all(line.videos == 0 for line in status.dataset_progress(ctx, ["other.kp"]))
+    found = {d.stage: d for d in status.video_examples(ctx, "pt_done")}
+    [example] = found["qa_cycles"].examples
+    assert (example.lines, example.images) == (("Answer: On the hat.", "Context: Look closely."), (PAUSE_FRAME,))
+    assert found["qa_mcq"].not_run == "no LLM configured" and not found["qa_mcq"].examples
+    assert status.image_keys(ctx, "pt_done") == {*KEYFRAMES, PAUSE_FRAME}
+    ctx.store.delete(CYCLES)  # a store that lost the output: the page says so instead of failing
+    assert status.video_examples(ctx, "pt_done")[0].not_run.startswith("its output is missing")
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +157,13 @@ def test_keyframe_thumbnails_are_served_and_nothing_else(airflow_server, view):
     assert all(f'src="{src}"' in page for src in srcs) and "Keyframes (2)" in page
     status, kind, body = get(airflow_server, srcs[0], token=token)
     assert (status, kind, body) == (200, "image/jpeg", view.store.get_bytes(KEYFRAMES[0]))
+    page = get(airflow_server, "/textbook/videos/pt_done", token=token)[2].decode()
+    assert "Question-pause-answer cycles (<code>sos</code>, stage <code>qa_cycles</code>): 1" in page
+    assert "&lt;script&gt;" in page and "<script>" not in page and "Did not run: no LLM configured" in page
+    pause = f"/textbook/images/{urllib.parse.quote(PAUSE_FRAME)}"
+    assert f'src="{pause}"' in page and get(airflow_server, pause, token=token)[2] == view.store.get_bytes(PAUSE_FRAME)
+    datasets = get(airflow_server, "/textbook/datasets", token=token)[2].decode()
+    assert "<td>question-pause-answer cycles</td>" in datasets and "1 × qa.enabled is off" in datasets
     for key in (INFO,  # in the store, but not a keyframe
                 keys.keyframe("pt_done", 0.0, 12.5, 3),  # a keyframe key no stage recorded
                 "images/pt_done/../../state.db", "images/pt_fail/pt_done@0.0_12.5#1.jpg"):

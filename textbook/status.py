@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from textbook.context import Context
 from textbook.state import KnowledgePointRow, StageRun, VideoKnowledgePoint, VideoRow
+from textbook.store import MissingArtifact
 from textbook.tasks import TASK_PLAN
 from textbook.taxonomy import KnowledgePoint, TaxonomyLookupError
 
@@ -182,6 +183,18 @@ def keyframe_keys(run: StageRun | None, video_id: str) -> tuple[str, ...]:
     return tuple(a["key"] for a in run.artifacts or [] if name.fullmatch(PurePosixPath(a.get("key", "")).name))
 
 
+def image_keys(ctx: Context, video_id: str) -> set[str]:
+    """Every image the video's keyframes stage and its derived datasets' stages recorded."""
+    from textbook.export.views import derived
+
+    found = set(keyframe_keys(ctx.db.run(video_id, "keyframes"), video_id))
+    for _, produced in derived():
+        run = ctx.db.run(video_id, produced.stage)
+        if run is not None and run.status == "done":
+            found.update(k for a in run.artifacts or [] if (k := str(a.get("key", ""))).endswith(".jpg"))
+    return found
+
+
 def video_state(ctx: Context, video_id: str) -> VideoState | None:
     row = ctx.db.video(video_id)
     if row is None:
@@ -234,3 +247,72 @@ def by_category(videos: Iterable[FailedVideo]) -> list[tuple[str, int]]:
     for v in videos:
         counts[v.category] += 1
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass(frozen=True)
+class DatasetLine:
+    """One stage a derived dataset is made of, over the videos it ran on (live, before any export)."""
+
+    view: str
+    stage: str
+    label: str
+    videos: int  # finished runs of the stage
+    with_items: int  # of them, runs that made at least one item
+    items: int
+    not_run: tuple[tuple[str, int], ...]  # why it did not run, by reason, most frequent first
+
+
+def dataset_progress(ctx: Context, kp_ids: Sequence[str] | None = None) -> list[DatasetLine]:
+    """Per stage of every derived dataset (``View.produced_by``): one query each, over the run
+    summaries of the videos of ``kp_ids`` (or all)."""
+    from textbook.export.views import derived
+
+    out = []
+    for view, produced in derived():
+        q = select(StageRun.result).where(StageRun.stage == produced.stage, StageRun.status == "done")
+        if kp_ids is not None:
+            linked = select(VideoKnowledgePoint.video_id).where(VideoKnowledgePoint.kp_id.in_(list(kp_ids)))
+            q = q.where(StageRun.video_id.in_(linked))
+        with ctx.db.session() as s:
+            results = [r or {} for r in s.scalars(q)]
+        reasons: dict[str, int] = defaultdict(int)
+        counts = []
+        for result in results:
+            if result.get("not_run"):
+                reasons[str(result["not_run"])] += 1
+            else:
+                counts.append(int(result.get(produced.count) or 0))
+        out.append(DatasetLine(view.name, produced.stage, produced.label, len(results), sum(n > 0 for n in counts),
+                               sum(counts), tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))))
+    return out
+
+
+@dataclass(frozen=True)
+class VideoExamples:
+    view: str
+    stage: str
+    label: str
+    examples: tuple  # tuple[Example, ...]; not_run set instead when the stage did not run
+    not_run: str = ""
+
+
+def video_examples(ctx: Context, video_id: str) -> list[VideoExamples]:
+    """The items each derived dataset's stages made of one video, read from the stage's JSON output."""
+    from textbook.export.views import derived
+
+    out = []
+    for view, produced in derived():
+        run = ctx.db.run(video_id, produced.stage)
+        if run is None or run.status != "done":
+            continue
+        if run.result.get("not_run"):
+            out.append(VideoExamples(view.name, produced.stage, produced.label, (), str(run.result["not_run"])))
+            continue
+        docs = [a["key"] for a in run.artifacts or [] if str(a.get("key", "")).endswith(".json")]
+        try:
+            examples = view.examples(produced.stage, ctx.store.get_json(docs[0])) if docs else []
+        except MissingArtifact as exc:
+            out.append(VideoExamples(view.name, produced.stage, produced.label, (), f"its output is missing: {exc}"))
+            continue
+        out.append(VideoExamples(view.name, produced.stage, produced.label, tuple(examples)))
+    return out

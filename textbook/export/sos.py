@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from textbook.export.files import DatasetWriter, dumps
 from textbook.export.obelics import write_array
 from textbook.export.spool import Ordered, Spool
-from textbook.export.views import View, ViewContext
+from textbook.export.views import Example, Produced, View, ViewContext
 from textbook.qa_mcq import LETTERS
 
 if TYPE_CHECKING:
@@ -71,6 +71,16 @@ def mcq_record(item: dict[str, Any], transcript: str, episode: str) -> dict[str,
 class SosView(View):
     name = "sos"
     folders = (FOLDER,)
+    produced_by = (Produced("qa_cycles", "cycles", "question-pause-answer cycles"),
+                   Produced("qa_mcq", "questions", "multiple-choice questions"))
+
+    @staticmethod
+    def examples(stage: str, doc: Any) -> list[Example]:
+        if stage == "qa_cycles":
+            return [Example(e["question"], (f"Answer: {e['answer']}", f"Context: {e['transcript']}"),
+                            tuple(f["key"] for f in e["frames"])) for e in doc["entries"]]
+        return [Example(i["question"], tuple(f"{LETTERS[k]}. {c}" + (" (correct)" if k == i["correct_index"] else "")
+                                             for k, c in enumerate(i["choices"]))) for i in doc["items"]]
 
     def __init__(self, vc: ViewContext) -> None:
         super().__init__(vc)

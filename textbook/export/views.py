@@ -1,5 +1,7 @@
 """Dataset views as plugins: each owns its folders and files, is fed by the compaction's stream,
-writes itself, says what it is in the card and checks itself in ``validate_dataset``.
+writes itself, says what it is in the card and checks itself in ``validate_dataset``. A view made
+of stages' outputs declares them (``produced_by``) and how to show one item (``examples``): the
+plugin counts and browses them from the state database, before any export.
 
 A compaction reads every video once, in reading order, and packs its clips into samples; it hands
 each view every video (``add_video``) and every packed sample with its OBELICS row
@@ -24,6 +26,24 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Produced:
+    """A stage whose runs make a view's items, counted live (the plugin) before any export."""
+
+    stage: str
+    count: str  # the key of the run's summary that counts its items
+    label: str  # what an item is ("question-pause-answer cycles")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One item of a stage's output as a person checks it: a heading, its text, its images."""
+
+    title: str
+    lines: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()  # store keys
+
+
+@dataclass(frozen=True)
 class ViewContext:
     """What every view of one compaction shares."""
 
@@ -41,6 +61,7 @@ class View:
     name: ClassVar[str]
     folders: ClassVar[tuple[str, ...]] = ()  # folders under the dataset root it owns
     files: ClassVar[tuple[str, ...]] = ()  # top-level files it owns
+    produced_by: ClassVar[tuple[Produced, ...]] = ()  # the stages it is made of (none: built at export)
 
     def __init__(self, vc: ViewContext) -> None:
         self.vc = vc
@@ -77,6 +98,16 @@ class View:
     @staticmethod
     def check(checker: Checker) -> None:
         """Add the problems of this view in the dataset ``checker`` reads, if it is there."""
+
+    @staticmethod
+    def examples(stage: str, doc: Any) -> list[Example]:
+        """The items of one video's ``stage`` output document (a ``produced_by`` stage), to browse."""
+        return []
+
+
+def derived() -> list[tuple[type[View], Produced]]:
+    """Every stage a view is made of, with its view, in the views' order."""
+    return [(view, p) for view in registered() for p in view.produced_by]
 
 
 def registered() -> list[type[View]]:
