@@ -18,8 +18,10 @@ def _lecture(name: str, n: int = 3, keyframes: int = 2) -> list[ClipSpec]:
 
 
 def _rerun(ctx: Context) -> Context:
-    """Settings that change every stage's fingerprint, as a new download height would."""
-    return Context(settings=ctx.settings.replace(download={"max_height": 480}), store=ctx.store, db=ctx.db)
+    """Settings that change every stage's fingerprint: a new download height, and a listing rule
+    for the metadata stage before it."""
+    return Context(settings=ctx.settings.replace(download={"max_height": 480}, search={"min_duration": 9.0}),
+                   store=ctx.store, db=ctx.db)
 
 
 def _world(tmp_path):

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from textbook.context import Context
 
 # Bumped when a part's content changes for the same inputs: every part is rebuilt once.
-PART_FORMAT = 2  # 2: the question-pause-answer documents (qa)
+PART_FORMAT = 3  # 2: the question-pause-answer documents; 3: every derived dataset's, by stage
 BATCH = 200  # videos read from the database and the store, and written as parts, at a time
 
 
@@ -77,7 +77,7 @@ def part_document(entry: VideoEntry) -> bytes:
         "knowledge_points": [kp.to_dict() for kp in entry.knowledge_points],
         "search_keyword": entry.search_keyword, "runs": snapshot["runs"], "info": entry.info,
         "transcript_source": entry.transcript_source, "filters": entry.filters, "refine": entry.refine,
-        "clips": None if entry.clips is None else [_clip_doc(c) for c in entry.clips], "qa": entry.qa,
+        "clips": None if entry.clips is None else [_clip_doc(c) for c in entry.clips], "derived": entry.derived,
         "export_error": entry.export_error,
     }).encode()
 
@@ -97,7 +97,7 @@ def entry_from_part(doc: dict[str, Any]) -> VideoEntry:
         created_at=datetime.fromisoformat(doc["created_at"]) if doc["created_at"] else None,
         knowledge_points=kps, search_keyword=doc["search_keyword"], runs=snapshot_runs(vid, {"runs": doc["runs"]}),
         info=doc["info"], transcript_source=doc["transcript_source"], filters=doc["filters"], refine=doc["refine"],
-        clips=clips, qa=doc["qa"], export_error=doc["export_error"])
+        clips=clips, derived=doc["derived"], export_error=doc["export_error"])
 
 
 def refresh_parts(ctx: Context, video_ids: Sequence[str], *, rebuild: bool = False) -> PackSummary:

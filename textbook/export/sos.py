@@ -96,7 +96,7 @@ class SosView(View):
             run = entry.run(stage)
             if run is not None and run.result.get("not_run"):
                 self.not_run[stage][run.result["not_run"]] += 1
-        cycles = (entry.qa or {}).get("cycles")
+        cycles = entry.derived.get("qa_cycles")
         if cycles is None:
             return
         vid = entry.video_id
@@ -123,7 +123,7 @@ class SosView(View):
             self.spools["grpo"].append((dumps(grpo_record(record)) + "\n").encode())
             self.counts["cycles"] += 1
             self.counts["frames"] += len(frames)
-        mcq = (entry.qa or {}).get("mcq")
+        mcq = entry.derived.get("qa_mcq")
         for item in (mcq or {}).get("items", []):
             self.spools["mcq"].append((dumps(mcq_record(item, transcripts[item["entry_id"]], vid)) + "\n").encode())
             self.counts["mcq"] += 1

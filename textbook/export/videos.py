@@ -70,9 +70,9 @@ class VideoEntry:
     filters: dict[str, Any] = field(default_factory=dict)
     refine: dict[str, Any] = field(default_factory=dict)
     clips: list[ClipItem] | None = None  # set for finished videos whose documents all load
-    # finished videos: the documents of the question-pause-answer stages ({"cycles", "mcq"}, None
-    # where a stage wrote none)
-    qa: dict[str, Any] | None = None
+    # finished videos: the output document of every stage a derived dataset is made of
+    # (``View.produced_by``), by stage; a stage that wrote none is absent
+    derived: dict[str, Any] = field(default_factory=dict)
     export_error: str = ""
     exported: bool = False
 
@@ -185,11 +185,24 @@ def _load_documents(entry: VideoEntry, store: ArtifactStore) -> None:
             if not store.exists(frame.source_key):
                 raise ExportInputError(f"keyframe {frame.source_key!r} is missing from the store")
     entry.clips = clips
-    entry.qa = {"cycles": obj("qa_cycles") or None, "mcq": obj("qa_mcq") or None}
-    for qa_entry in (entry.qa["cycles"] or {}).get("entries", []):
-        for frame in qa_entry["frames"]:
-            if not store.exists(frame["key"]):
-                raise ExportInputError(f"pause frame {frame['key']!r} is missing from the store")
+    entry.derived = derived_documents(entry, store)
+
+
+def derived_documents(entry: VideoEntry, store: ArtifactStore) -> dict[str, Any]:
+    """The derived datasets' stage documents of a finished video, each image they recorded checked
+    to be in the store (a view copies them)."""
+    from textbook.export.views import derived
+
+    docs = {}
+    for _, produced in derived():
+        run, key = entry.run(produced.stage), _doc_key(entry, produced.stage)
+        if run is None or key is None:
+            continue
+        docs[produced.stage] = _read_object(store, key)
+        for image in (str(a.get("key", "")) for a in run.artifacts or []):
+            if image.endswith(".jpg") and not store.exists(image):
+                raise ExportInputError(f"{produced.stage} image {image!r} is missing from the store")
+    return docs
 
 
 def _score(value: Any) -> float | None:
