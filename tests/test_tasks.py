@@ -41,14 +41,14 @@ def test_a_video_found_by_two_knowledge_points_is_processed_by_the_first_only(ct
 
 def test_a_task_logs_what_it_did_to_which_video(tmp_path, caplog):
     from export_helpers import ClipSpec, add_done_video, add_knowledge_point, make_context
-    from textbook.tasks import run_task
+    from textbook.tasks import TASK_PLAN, run_task
 
     ctx = make_context(tmp_path)
     add_knowledge_point(ctx, "math-1")
     add_done_video(ctx, "vidA", "math-1", [ClipSpec(0.0, 12.0, "force and mass", ocr=("F = ma",))])
     with caplog.at_level("INFO", logger="textbook.tasks"):
-        run_task("qa_cycles_qa_mcq", "vidA", ctx)
-    assert "vidA: qa_mcq up to date (finished earlier with the same output settings" in caplog.text
+        run_task(TASK_PLAN[-1].task_id, "vidA", ctx)
+    assert f"vidA: {TASK_PLAN[-1].stages[-1]} up to date (finished earlier with the same output settings" in caplog.text
     assert "vidA: done" in caplog.text  # the video's status once its last stage ran
 
 

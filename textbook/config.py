@@ -310,6 +310,16 @@ class QaMcqSettings:
 
 
 @dataclass(frozen=True)
+class SlideVqaSettings:
+    """The M4-Instruct view's model-based task: an LLM writes a question over consecutive slides'
+    text that two or more of them answer. Backend none: the view has its four model-free tasks."""
+
+    llm: ModelSettings = field(default_factory=lambda: ModelSettings(max_new_tokens=300))
+    images_per_item: int = knob(3, ge=2, le=4)
+    max_items: int = knob(8, ge=1, le=100)  # a video's questions at most
+
+
+@dataclass(frozen=True)
 class ExportSettings:
     # default <data_root>/dataset; s3://bucket/prefix: staged in <data_root>/dataset, then synced
     root: str = knob("", operational=True)
@@ -439,6 +449,7 @@ class Settings:
     visual_filter: VisualFilterSettings = field(default_factory=VisualFilterSettings)
     qa: QaSettings = field(default_factory=QaSettings)
     qa_mcq: QaMcqSettings = field(default_factory=QaMcqSettings)
+    slide_vqa: SlideVqaSettings = field(default_factory=SlideVqaSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     dags: DagSettings = field(default_factory=DagSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)

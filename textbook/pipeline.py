@@ -9,8 +9,8 @@ from typing import Callable, Iterable, Mapping
 
 from textbook.context import Context
 from textbook.runner import Outcome, StageBusy, StageFailed, is_current, run_stage
-from textbook.stages import (audio, clips, download, filters, keyframes, metadata, ocr, qa, refine, transcript,
-                             visual_filter)
+from textbook.stages import (audio, clips, download, filters, keyframes, metadata, ocr, qa, refine, slide_vqa,
+                             transcript, visual_filter)
 from textbook.sources.local import source_stamp
 from textbook.stages.base import Stage
 from textbook.state import StageRun
@@ -31,6 +31,7 @@ STAGES: tuple[Stage, ...] = (
     visual_filter.STAGE,
     qa.CYCLES,
     qa.MCQ,
+    slide_vqa.STAGE,
 )
 _BY_NAME = {s.name: s for s in STAGES}
 

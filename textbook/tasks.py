@@ -87,6 +87,7 @@ TASK_PLAN: tuple[TaskSpec, ...] = (
     TaskSpec(("ocr",)),
     TaskSpec(("visual_filter",), queue="gpu"),
     TaskSpec(("qa_cycles", "qa_mcq"), network=True),  # an LLM endpoint, when one is set
+    TaskSpec(("slide_vqa",), queue="gpu", network=True),  # an LLM, local or behind an endpoint
 )
 STAGE_NAMES = tuple(s for t in TASK_PLAN for s in t.stages)  # the pipeline's, without importing its stages
 SOURCES = ("youtube", "urls", "local")  # search.source's choices

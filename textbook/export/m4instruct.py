@@ -9,6 +9,10 @@ the OCR lines it added over the keyframe before it, and the refined transcript o
 - ``slide_narration``: a clip's narration and four keyframes of the video; which one it explains.
 - ``multi_frame_narration``: a clip's keyframes as frames; the answer is its narration.
 
+One task needs a model, and is added where the ``slide_vqa`` stage ran with an LLM:
+
+- ``text_rich_vqa``: consecutive slides and a question that two or more of them answer.
+
 Records take the released ``m4_instruct_annotations.json`` shape: ``id``, ``image`` (paths),
 ``conversations`` (human, gpt) and ``metadata``; multiple-choice ones also carry ``choice_list``.
 Every human turn holds exactly one ``<image>`` per path, in the order of ``image``. Placement
@@ -28,7 +32,7 @@ from textbook.export.files import DatasetWriter, dumps
 from textbook.export.interleave import ClipItem
 from textbook.export.obelics import write_array
 from textbook.export.spool import Ordered, Spool
-from textbook.export.views import View, ViewContext
+from textbook.export.views import Example, Produced, View, ViewContext
 
 if TYPE_CHECKING:
     from textbook.export.validate import Checker
@@ -39,7 +43,7 @@ ARRAY = f"{FOLDER}/m4_textbook_annotations.json"
 LINES = f"{FOLDER}/m4_textbook_annotations.jsonl"
 IMAGE = "<image>"
 LETTERS = "ABCD"
-TASKS = ("spot_the_difference", "temporal_order", "slide_narration", "multi_frame_narration")
+TASKS = ("spot_the_difference", "temporal_order", "slide_narration", "multi_frame_narration", "text_rich_vqa")
 
 
 def placed(turn: str, count: int, placement: str) -> str:
@@ -100,7 +104,19 @@ class _Builder:
         rng = random.Random(f"{self.exp.seed}:{self.entry.video_id}:match")
         for n in range(len(clips)):
             self.slide_narration(clips, n, rng)
+        self.text_rich_vqa(clips)
         return self.records
+
+    def text_rich_vqa(self, clips: Sequence[ClipItem]) -> None:
+        """The slide_vqa stage's questions, over keyframes this dataset shows."""
+        shown = {f.source_key: (f.path, clip) for clip in clips if clip.visual_kept for f in clip.frames}
+        for item in (self.entry.derived.get("slide_vqa") or {}).get("items", []):
+            if not all(key in shown for key in item["keys"]):
+                continue
+            slides = "\n".join(IMAGE for _ in item["keys"])  # in_front leaves "Image k" where each was
+            self.add("text_rich_vqa", [shown[key][0] for key in item["keys"]],
+                     f"These slides come from one lecture video, in order:\n{slides}\n{item['question']}",
+                     item["answer"], shown[item["keys"][0]][1], "Answer from the text of several slides.")
 
     def spot_the_difference(self, clip: ClipItem) -> None:
         frames = clip.frames if clip.visual_kept else ()
@@ -147,6 +163,12 @@ class _Builder:
 class M4View(View):
     name = "m4"
     folders = (FOLDER,)
+    produced_by = (Produced("slide_vqa", "items", "text-rich multi-slide questions"),)
+
+    @staticmethod
+    def examples(stage: str, doc: Any) -> list[Example]:
+        return [Example(i["question"], (f"Answer: {i['answer']}", f"Cites images {i['cites']}"), tuple(i["keys"]))
+                for i in doc["items"]]
 
     def __init__(self, vc: ViewContext) -> None:
         super().__init__(vc)
@@ -175,7 +197,8 @@ class M4View(View):
         counts = ", ".join(f"{n} {task}" for task, n in self.counts.items())
         return [f"- `m4/m4_textbook_annotations.json` (and a `.jsonl` twin): {len(self.spool)} multi-image instruction "
                 f"record(s) in the M4-Instruct shape of LLaVA-NeXT-Interleave ({counts}), placement "
-                f"`{self.vc.export.m4_placement}`, built from the exported videos without a model."]
+                f"`{self.vc.export.m4_placement}`, built from the exported videos; text_rich_vqa only where the "
+                f"slide_vqa stage ran with an LLM."]
 
     @classmethod
     def card_when_off(cls, exp: ExportSettings) -> list[str]:

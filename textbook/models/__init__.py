@@ -56,6 +56,11 @@ def visual_filter_use() -> ModelUse:
     return ModelUse("text_embedder", embedders.MINILM, "visual_filter")
 
 
+def slide_vqa_use(settings: Any) -> ModelUse:
+    """The LLM that writes the M4-Instruct view's multi-slide questions."""
+    return ModelUse("llm", settings.slide_vqa.llm, "slide_vqa.llm")
+
+
 def configured(settings: Any) -> list[ModelUse]:
     """The models the GPU queue's stages will load under ``settings`` (the drift guard's embedder
     only where a refiner runs, the visual filter's where its heuristic does)."""
@@ -65,4 +70,6 @@ def configured(settings: Any) -> list[ModelUse]:
         out.append(uses.embedder)
     if settings.visual_filter.backend == "heuristic":
         out.append(visual_filter_use())
+    if settings.slide_vqa.llm.backend != "none":
+        out.append(slide_vqa_use(settings))
     return out
