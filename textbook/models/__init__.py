@@ -3,7 +3,7 @@
 Kinds and backends (``backends(kind)`` lists them with what each needs):
 llm: ``none`` (offline), ``openai``, ``transformers``; vlm: ``openai``, ``transformers``; text_embedder: ``minilm``
 (packaged, offline), ``sentence_transformers``; asr: ``faster_whisper``, ``whisperx``; ocr:
-``tesseract``. ``configured(settings)`` is what the model server builds before it reports healthy.
+``tesseract``, ``vlm`` (a vlm backend from ``ocr.vlm``), ``none``. ``configured(settings)`` is what the model server builds before it reports healthy.
 vLLM's offline engine is not a backend here: serve the model with ``vllm serve`` and use ``openai``.
 """
 
@@ -56,13 +56,21 @@ def visual_filter_use() -> ModelUse:
     return ModelUse("text_embedder", embedders.MINILM, "visual_filter")
 
 
+def ocr_vlm_use(settings: Any) -> ModelUse:
+    """The VLM the ``vlm`` OCR backend asks (``ocr.vlm``)."""
+    return ModelUse("vlm", settings.ocr.vlm, "ocr.vlm")
+
+
 def configured(settings: Any) -> list[ModelUse]:
     """The models the GPU queue's stages will load under ``settings`` (the drift guard's embedder
-    only where a refiner runs, the visual filter's where its heuristic does)."""
+    only where a refiner runs, the visual filter's where its heuristic does, the OCR's VLM where
+    ``ocr.backend`` is vlm)."""
     uses = refine_uses(settings)
     out = [asr_use(settings), uses.llm, *uses.judges]
     if settings.refine.llm.backend != "none":
         out.append(uses.embedder)
     if settings.visual_filter.backend == "heuristic":
         out.append(visual_filter_use())
+    if settings.ocr.backend == "vlm":
+        out.append(ocr_vlm_use(settings))
     return out
