@@ -3,7 +3,8 @@
 Kinds and backends (``backends(kind)`` lists them with what each needs):
 llm: ``none`` (offline), ``openai``, ``transformers``; vlm: ``openai``, ``transformers``; text_embedder: ``minilm``
 (packaged, offline), ``sentence_transformers``; asr: ``faster_whisper``, ``whisperx``; ocr:
-``tesseract``, ``vlm`` (a vlm backend from ``ocr.vlm``), ``none``. ``configured(settings)`` is what the model server builds before it reports healthy.
+``tesseract``, ``vlm`` (asks the vlm backend ``ocr.vlm``), ``none``. ``configured(settings)`` is what the
+model server builds before it reports healthy.
 vLLM's offline engine is not a backend here: serve the model with ``vllm serve`` and use ``openai``.
 """
 
