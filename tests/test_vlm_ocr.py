@@ -18,6 +18,7 @@ from textbook.artifacts import read_input
 from textbook.config import OcrSettings, load_settings
 from textbook.context import Context
 from textbook.export import export_dataset
+from textbook.export.validate import validate_dataset
 from textbook.records import OcrResult
 from textbook.runner import StageFailed, run_stage
 from textbook.stages import keyframes, ocr, visual_filter
@@ -96,6 +97,7 @@ def test_the_vlm_reads_formulas_scores_keyframes_and_the_export_drops_the_low_qu
                    keep=("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr",
                          "visual_filter"))
     root = export_dataset(ctx).root
+    assert validate_dataset(root) == []
     dropped = speaker.key.rsplit("/", 1)[-1]
     shipped = [p.name for p in (root / "images").rglob("*.jpg")]
     assert len(shipped) == 3 and dropped not in shipped
