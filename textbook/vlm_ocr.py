@@ -9,7 +9,8 @@ With ``ocr.score_keyframes`` the same call also rates the keyframe (one image en
 not two): the answer's first line is a JSON object ``{"quality": 1-5, "issues": [...]}`` and the text
 follows it. The text is kept outside the JSON on purpose: inside a JSON string a formula's
 ``\\nabla`` or ``\\frac`` would decode as a newline or a form feed. An answer without a valid score
-is asked once more, then recorded ``unparseable`` and the keyframe kept.
+is asked once more, then recorded ``unparseable`` and the keyframe kept, its text the second
+answer's lines (never silently passed or dropped).
 """
 
 from __future__ import annotations

@@ -392,8 +392,9 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusF
         "- Column types are declared in this card's `dataset_info`, so HF `datasets` reads every shard alike.",
         "- `videos.jsonl`: one line per video considered, kept or not.",
         f"- `images/<video_id>/<video_id>@<start>_<end>#<k>.jpg`: {images} keyframe(s): every keyframe of the "
-        "exported videos, also those the visual filter dropped (only the clip view shows those), except those the "
-        "VLM keyframe score dropped (no view shows those).",
+        "exported videos, also those the visual filter dropped (only the clip view shows those)"
+        + (f", except the {facts.overall.score_dropped} the VLM keyframe score dropped (no view shows those)."
+           if facts.overall.score_dropped else "."),
         "- `frames/<video_id>/`: the sampled frames that SSIM compared (export.sampled_frames)." if exp.sampled_frames
         else "- Sampled frames are not shipped (export.sampled_frames is off), so the clip view's "
              "`extracted_frames` lists are empty.",
