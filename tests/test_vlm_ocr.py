@@ -112,6 +112,7 @@ def test_the_vlm_reads_formulas_scores_keyframes_and_the_export_drops_the_low_qu
     ocr_row = next(line for line in card.splitlines() if line.startswith("| OCR (`ocr.backend`"))
     assert "| vlm |" in ocr_row and "1 keyframe(s) dropped by the VLM keyframe score" in ocr_row
     assert f"prompt `{PROMPT_VERSION}`" in card and "formulas in LaTeX" in card
+    assert "except the 1 the VLM keyframe score dropped" in card
 
 
 def test_without_the_score_the_plain_text_prompt_is_sent_and_nothing_is_dropped(tmp_path, lecture, server):
