@@ -24,6 +24,8 @@ from typing import Any, Protocol, Sequence
 from textbook.config import OcrSettings
 from textbook.models.registry import BackendError
 
+# Recorded in ocr.json and the card. Not in the stage's fingerprint (that would re-run tesseract corpora
+# too): a changed prompt ships with a new version here and a bump of the ocr stage's version.
 PROMPT_VERSION = "vlm-ocr-v1"
 TEXT_PROMPT = (
     "Transcribe all the text visible in this video frame: titles, bullet points, labels, tables, symbols and "
