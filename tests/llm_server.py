@@ -1,7 +1,8 @@
 """A chat-completions server on loopback whose answers are deterministic functions of the request.
 
 ``answer`` (a function of the parsed request body returning the content, or None for an HTTP 500)
-is set per test; every request is kept in ``requests``.
+is set per test; ``script(...)`` queues answers given in request order instead, ``answer`` taking
+over once they are spent. Every request is kept in ``requests``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        content = self.server.answer(body)
+        with self.server.lock:
+            content = self.server.scripted.pop(0) if self.server.scripted else self.server.answer(body)
         if content is None:
             self.send_error(500)
             return
@@ -42,6 +44,13 @@ class LLMServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[dict[str, Any]] = []
         self.answer: Callable[[dict[str, Any]], str | bytes | None] = lambda body: ""
+        self.scripted: list[str | bytes | None] = []
+        self.lock = threading.Lock()
+
+    def script(self, *answers: str | bytes | None) -> None:
+        """Answer the next requests with these, in order."""
+        with self.lock:
+            self.scripted = list(answers)
 
     @property
     def url(self) -> str:

@@ -253,7 +253,7 @@ class KeyframeSettings:
 @dataclass(frozen=True)
 class OcrSettings:
     # the ocr backends textbook.models registers (a test keeps the two lists equal); none: OCR off
-    backend: str = knob("tesseract", choices=("tesseract", "none"))
+    backend: str = knob("tesseract", choices=("tesseract", "vlm", "none"))
     language: str = knob("eng")
     min_confidence: float = knob(60.0, ge=0, le=100)
     dedup_ratio: float = knob(0.9, ge=0, le=1)
@@ -262,6 +262,12 @@ class OcrSettings:
     boilerplate_share: float = knob(0.6, gt=0, le=1, added=True)
     boilerplate_min_keyframes: int = knob(4, ge=1, added=True)  # fewer keyframes than this: nothing is template
     threads: int = knob(1, ge=1, le=64, operational=True, added=True)  # tesseract's OpenMP threads per process
+    # backend vlm (the paper's InternVL2 reading): the model asked for text, symbols and LaTeX formulas
+    vlm: ModelSettings = knob(ModelSettings(), added=True, silent_default=True)
+    # the same VLM call also rates each keyframe 1-5 (occluded, low information); those under min_quality
+    # leave the clip's images (their clip keeps its text). Needs backend vlm.
+    score_keyframes: bool = knob(False, added=True, silent_default=True)
+    min_quality: int = knob(3, ge=1, le=5, added=True, silent_default=True)
 
 
 @dataclass(frozen=True)

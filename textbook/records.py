@@ -161,6 +161,10 @@ class OcrResult(Record):
     deduplicated: str  # what remains after removing lines repeated from the previous keyframe
     confidence: list[float] = field(default_factory=list)  # mean word confidence (0-100) of each line of text
     boilerplate: list[str] = field(default_factory=list)  # lines recurring on most keyframes of the video
+    quality: int | None = None  # the VLM's keyframe score 1-5 (ocr.score_keyframes); None: not scored or unparseable
+    issues: list[str] = field(default_factory=list)  # what the VLM found wrong with it (occluded, low_information)
+    scoring: str = ""  # "": not scored; "scored"; "unparseable": two answers without a valid score, keyframe kept
+    dropped: str = ""  # why the keyframe leaves its clip's images (its score under ocr.min_quality); "": kept
 
 
 @dataclass

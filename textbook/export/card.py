@@ -19,6 +19,7 @@ import textbook
 from textbook.config import Settings, output_knobs
 from textbook.tokens import TOKEN_RULE, count_tokens
 from textbook.export.videos import KnowledgePoint, VideoEntry, failure, filtered_by
+from textbook.vlm_ocr import PROMPT_VERSION
 
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
@@ -55,6 +56,7 @@ def video_facts(entry: VideoEntry) -> dict[str, Any]:
         "duration": entry.duration or 0.0, "clips": len(clips), "images": sum(len(c.images) for c in clips),
         "text_tokens": sum(c.text_tokens for c in clips), "ocr_tokens": sum(count_tokens(c.ocr_text) for c in clips),
         "refined_clips": sum(c.refined_asr != c.asr for c in clips),
+        "score_dropped": sum(c.score_dropped for c in clips),
         "runs": [[r.stage, r.config_hash] for r in entry.runs],
         "created_at": entry.created_at.isoformat() if entry.created_at else None,
         "finished_at": max(finished).isoformat() if finished else None,
@@ -95,6 +97,7 @@ class _SubjectStats:
     text_tokens: int = 0
     ocr_tokens: int = 0
     refined_clips: int = 0  # clips whose text the refinement changed
+    score_dropped: int = 0  # keyframes the OCR stage's keyframe score left out
     samples: int = 0
     image_num: _Spread = field(default_factory=_Spread)
     text_num: _Spread = field(default_factory=_Spread)
@@ -104,6 +107,7 @@ class _SubjectStats:
         self.seconds += facts["duration"]
         for name in ("clips", "images", "text_tokens", "ocr_tokens", "refined_clips"):
             setattr(self, name, getattr(self, name) + facts[name])
+        self.score_dropped += facts.get("score_dropped", 0)  # facts kept before the score existed: none
 
     def add_sample(self, image_num: int, text_num: int) -> None:
         self.samples += 1
@@ -261,6 +265,13 @@ def _made_with(config: dict[str, Any], section: str, name: str, before: str) -> 
     return value(recorded)
 
 
+def _score_effect(config: dict[str, Any], dropped: int) -> str:
+    """The keyframe score's part of the OCR row, where any exported video was made with it."""
+    if "True" not in _made_with(config, "ocr", "score_keyframes", "False") and not dropped:
+        return ""
+    return f"; {dropped} keyframe(s) dropped by the VLM keyframe score (`ocr.score_keyframes`)"
+
+
 def _switches(config: dict[str, Any], facts: CorpusFacts) -> str:
     """The paper's Table 6 ablations as this corpus was made, each with what it did to the corpus."""
     o = facts.overall
@@ -272,7 +283,7 @@ def _switches(config: dict[str, Any], facts: CorpusFacts) -> str:
         ("ASR refinement (`refine.llm.backend`; none: off)", _made_with(config, "refine", "llm.backend", "none"),
          f"{o.refined_clips} of {o.clips} clips' text changed by the refinement"),
         ("OCR (`ocr.backend`; none: off)", _made_with(config, "ocr", "backend", "tesseract"),
-         f"{o.ocr_tokens} OCR tokens in `text_ocr_list`"),
+         f"{o.ocr_tokens} OCR tokens in `text_ocr_list`" + _score_effect(config, o.score_dropped)),
     ]
     return table(["Switch", "Exported videos made with", "Effect on this corpus"], rows)
 
@@ -329,6 +340,17 @@ def _front_matter(compat: bool) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
 
 
+def _ocr_line(settings: Settings) -> str:
+    ocr = settings.ocr
+    if ocr.backend != "vlm":
+        return (f"- OCR is `{ocr.backend}`: it reads printed slide text; it cannot read formulas (an equation "
+                "comes out as a few symbols or not at all), nor most handwriting.")
+    score = (f"; it also rated each keyframe 1-5 and those under {ocr.min_quality} (occluded, low information) "
+             "were left out" if ocr.score_keyframes else "")
+    return (f"- OCR is `vlm` (`{ocr.vlm.backend}` model `{ocr.vlm.model}`, prompt `{PROMPT_VERSION}`): the model was "
+            f"asked for each keyframe's text, symbols and formulas, formulas in LaTeX{score}.")
+
+
 def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusFacts, files: list[str],
                 images: int, stage_settings: dict[str, dict[str, Any]], measures: Sequence[str] = ()) -> str:
     """``files``: the views' lines of the "Files" section (views.View.card); ``measures``: their
@@ -370,7 +392,9 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusF
         "- Column types are declared in this card's `dataset_info`, so HF `datasets` reads every shard alike.",
         "- `videos.jsonl`: one line per video considered, kept or not.",
         f"- `images/<video_id>/<video_id>@<start>_<end>#<k>.jpg`: {images} keyframe(s): every keyframe of the "
-        "exported videos, also those the visual filter dropped (only the clip view shows those).",
+        "exported videos, also those the visual filter dropped (only the clip view shows those)"
+        + (f", except the {facts.overall.score_dropped} the VLM keyframe score dropped (no view shows those)."
+           if facts.overall.score_dropped else "."),
         "- `frames/<video_id>/`: the sampled frames that SSIM compared (export.sampled_frames)." if exp.sampled_frames
         else "- Sampled frames are not shipped (export.sampled_frames is off), so the clip view's "
              "`extracted_frames` lists are empty.",
@@ -382,8 +406,7 @@ def render_card(*, settings: Settings, kps: list[KnowledgePoint], facts: CorpusF
         "refinement ran, else as transcribed). A clip whose images the visual filter dropped keeps its text.",
         "- `text_ocr_list` holds the transcript followed by the clip's deduplicated OCR, one line each, from the "
         "keyframes the visual filter kept only (a dropped clip's OCR is dropped with its images).",
-        f"- OCR is `{settings.ocr.backend}`: it reads printed slide text; it cannot read formulas (an equation "
-        "comes out as a few symbols or not at all), nor most handwriting.",
+        _ocr_line(settings),
         f"- Tokens are estimated offline, without a model tokenizer: {TOKEN_RULE}. Each image counts as "
         f"{exp.image_tokens} tokens. `text_num` counts transcript tokens; `token_num` counts every text "
         "position (End-of-Video markers included) plus the images.",

@@ -1,7 +1,8 @@
 """One finished video as a chronological run of clips: keyframes, then the clip's text.
 
-A clip's images are the keyframes that SSIM change detection kept, unless the visual filter
-dropped the clip's visuals; its text stays either way. The OCR joined to a clip's text
+A clip's images are the keyframes that SSIM change detection kept, less those the OCR stage's
+keyframe score dropped (``dropped`` in ocr.json: they never ship, nor does their OCR), unless the
+visual filter dropped the clip's visuals; its text stays either way. The OCR joined to a clip's text
 (``text_ocr_list``) comes from the keyframes that survive the visual filter only: when a clip's
 visuals are dropped (a talking head, a blank slide) their OCR is dropped with them.
 """
@@ -48,10 +49,11 @@ class ClipItem:
     end: float
     asr: str  # raw transcript of the clip
     refined_asr: str  # refined transcript, or the raw one where no refinement ran
-    frames: tuple[Frame, ...]  # every keyframe SSIM kept, in order
+    frames: tuple[Frame, ...]  # every keyframe SSIM kept and the keyframe score did not drop, in order
     sampled: tuple["SampledFrame", ...]  # the frames SSIM compared
     visual_kept: bool
     visual_reason: str = ""  # why the visual filter dropped the clip's images
+    score_dropped: int = 0  # keyframes the OCR stage's quality score dropped (not in ``frames``)
 
     @cached_property
     def images(self) -> tuple[str, ...]:
@@ -163,10 +165,14 @@ def _clip_item(video_id: str, knowledge_point: str | None, clip: Clip, clip_fram
     if keyframes and verdict is None:
         raise ExportInputError(f"visual_filter.json has no decision for clip {clip.index} ({clip.label})")
     frames = []
+    score_dropped = 0
     for kf in keyframes:
         result = ocr.get(kf.key)
         if result is None:
             raise ExportInputError(f"ocr.json has no result for keyframe {kf.key!r}")
+        if result.dropped:
+            score_dropped += 1
+            continue
         frames.append(Frame(kf.key, keys.keyframe(video_id, clip.start, clip.end, kf.k),
                             result.text.strip(), result.deduplicated.strip(), "\n".join(result.boilerplate)))
     sampled = tuple(SampledFrame(key, keys.sampled_frame_path(video_id, PurePosixPath(key).name))
@@ -175,4 +181,4 @@ def _clip_item(video_id: str, knowledge_point: str | None, clip: Clip, clip_fram
     refined = (clip.refined_text or "").strip() or raw
     return ClipItem(video_id, knowledge_point, clip.index, float(clip.start), float(clip.end), raw, refined,
                     tuple(frames), sampled, verdict.kept if verdict is not None else True,
-                    verdict.reason if verdict is not None and not verdict.kept else "")
+                    verdict.reason if verdict is not None and not verdict.kept else "", score_dropped)

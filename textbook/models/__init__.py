@@ -3,7 +3,8 @@
 Kinds and backends (``backends(kind)`` lists them with what each needs):
 llm: ``none`` (offline), ``openai``, ``transformers``; vlm: ``openai``, ``transformers``; text_embedder: ``minilm``
 (packaged, offline), ``sentence_transformers``; asr: ``faster_whisper``, ``whisperx``; ocr:
-``tesseract``. ``configured(settings)`` is what the model server builds before it reports healthy.
+``tesseract``, ``vlm`` (asks the vlm backend ``ocr.vlm``), ``none``. ``configured(settings)`` is what the
+model server builds before it reports healthy.
 vLLM's offline engine is not a backend here: serve the model with ``vllm serve`` and use ``openai``.
 """
 
@@ -61,9 +62,16 @@ def slide_vqa_use(settings: Any) -> ModelUse:
     return ModelUse("llm", settings.slide_vqa.llm, "slide_vqa.llm")
 
 
+def ocr_vlm_use(settings: Any) -> ModelUse:
+    """The VLM the ``vlm`` OCR backend asks (``ocr.vlm``)."""
+    return ModelUse("vlm", settings.ocr.vlm, "ocr.vlm")
+
+
 def configured(settings: Any) -> list[ModelUse]:
     """The models the GPU queue's stages will load under ``settings`` (the drift guard's embedder
-    only where a refiner runs, the visual filter's where its heuristic does)."""
+    only where a refiner runs, the visual filter's where its heuristic does). The OCR's VLM is not
+    among them: the ocr task runs on the default queue (tesseract is CPU work), where a served VLM
+    (``openai``) is the way to run it in a cluster."""
     uses = refine_uses(settings)
     out = [asr_use(settings), uses.llm, *uses.judges]
     if settings.refine.llm.backend != "none":

@@ -28,6 +28,14 @@ def tesseract(cfg: Any):  # noqa: ANN201 - cfg: OcrSettings
     return Tesseract(cfg.language, cfg.threads)
 
 
+@register("ocr", "vlm", about="a VLM (ocr.vlm: openai or transformers; the paper's InternVL2) reads text, symbols "
+                              "and formulas as LaTeX, and can score keyframes (ocr.score_keyframes)")
+def vlm_ocr(cfg: Any):  # noqa: ANN201 - cfg: OcrSettings
+    from textbook.vlm_ocr import VlmOcr
+
+    return VlmOcr(cfg)
+
+
 @register("ocr", "none", about="no OCR: keyframes keep empty text (the paper's Table 6 w/o-OCR ablation), and the "
                                "records say so")
 def no_ocr(cfg: Any) -> None:
