@@ -94,7 +94,7 @@ def test_the_vlm_reads_formulas_scores_keyframes_and_the_export_drops_the_low_qu
     run_stage(visual_filter.STAGE, VID, ctx)
     add_knowledge_point(ctx, "phys-1", subject="Physics")
     add_done_video(ctx, VID, "phys-1", [ClipSpec(s, e, t) for s, e, t in CLIPS],
-                   keep=("download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr",
+                   keep=("metadata", "download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr",
                          "visual_filter"))
     root = export_dataset(ctx).root
     assert validate_dataset(root) == []
