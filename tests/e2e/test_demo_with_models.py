@@ -1,0 +1,109 @@
+"""The demo course with every model stage pointed at an OpenAI-compatible server on loopback.
+
+The server answers deterministically from each request (the prompts say which stage asks), so the
+run shows what a configured corpus holds: two judges' verdicts per scored video in videos.jsonl,
+refined transcripts, the metadata rule's verdicts, multiple-choice questions in sos/, text-rich
+multi-slide questions in m4/, and InSI-SIM (with a tiny random CLIP from a local folder) in the card.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from airflow_server import free_port
+from llm_server import LLMServer, llm_server
+
+from textbook import judges, metadata_llm, qa_mcq, refine
+from textbook.config import load_settings
+from textbook.demo.job import run_demo
+from textbook.export import validate_dataset
+from textbook.stages import slide_vqa
+from textbook.train.tiny import build_tiny_clip
+
+pytestmark = pytest.mark.slow
+
+SCORES = {"judge-keeps": (8, 7, 9), "judge-rejects": (3, 6, 8)}  # relevance 3: under the minimum 5
+
+
+def _text(message: dict) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+
+
+def answer(body: dict) -> str:
+    """What a model would say, by the stage's system prompt."""
+    system, user = _text(body["messages"][0]), _text(body["messages"][-1])
+    if system == judges.SYSTEM:
+        r, d, t = SCORES[body["model"]]
+        return f'{{"relevance": {r}, "knowledge_density": {d}, "transcription_quality": {t}, "reason": "scripted"}}'
+    if system == refine.SYSTEM:  # a faithful refinement: sentence case, a full stop
+        return "\n".join(f"{n}: {t[:1].upper()}{t[1:].rstrip('.')}." for n, t in re.findall(r"^(\d+): (.*)$", user, re.M))
+    if system == metadata_llm.SYSTEM:
+        return '{"relevant": true, "unsafe": false, "reason": "a lecture on the topic"}'
+    if system == slide_vqa.SYSTEM:
+        first = re.search(r"Image 1 text: (.*)", user).group(1)
+        return json.dumps({"question": "What do the first two slides cover?", "answer": first, "images": [1, 2]})
+    if system == qa_mcq.PROMPT:
+        return ('{"simplified_answer": "on the hat", "distractor_1": "under the bed", "distractor_2": "in the sky", '
+                '"distractor_3": "behind the door"}')
+    raise AssertionError(f"no scripted answer for the system prompt {system[:80]!r}")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    with llm_server() as server:
+        server.answer = answer
+        llm = {"backend": "openai", "endpoint": server.url}
+        settings = load_settings(environ={}, data_root=str(tmp_path_factory.mktemp("demo-models")),
+                                 metadata={"llm": {**llm, "model": "screener"}},
+                                 refine={"llm": {**llm, "model": "refiner"},
+                                         "judges": [{**llm, "model": m} for m in SCORES]},
+                                 qa_mcq={"llm": {**llm, "model": "mcq"}},
+                                 slide_vqa={"llm": {**llm, "model": "slides"}},
+                                 export={"insi_sim_clip_model": str(build_tiny_clip(
+                                     tmp_path_factory.mktemp("models") / "tiny-clip"))})
+        result = run_demo(settings, port=free_port())
+        yield result, Path(result.packed["root"]), server
+
+
+def _records(root: Path) -> dict[str, dict]:
+    return {r["video_id"]: r for r in map(json.loads, (root / "videos.jsonl").read_text().splitlines())}
+
+
+def test_two_judges_per_scored_video_and_the_rule_that_combined_them(demo):
+    result, root, _ = demo
+    assert validate_dataset(root) == []
+    records = _records(root)
+    scored = [r for r in records.values() if r["judges"]]
+    assert len(scored) == sum(s == "done" for s in result.final.values()) == 5
+    for r in scored:
+        assert [(j["judge"], j["verdict"]) for j in r["judges"]] == [
+            ("openai:judge-keeps", "keep"), ("openai:judge-rejects", "reject")]
+        [combined] = [v for v in r["verdicts"] if v["name"] == "llm_judges"]
+        assert combined["passed"] and "1 of 2 judges rejected" in combined["reason"] and "all_reject: kept" in combined["reason"]
+        assert r["refinement"]["refined"] and r["refinement"]["backend"] == "openai"
+        assert [v["name"] for v in r["verdicts"]][:1] == ["metadata_llm"] or any(
+            v["name"] == "metadata_llm" and v["passed"] for v in r["verdicts"])
+
+
+def test_every_model_stage_ran_against_the_endpoint(demo):
+    _, root, server = demo
+    models = {r["body"]["model"] for r in server.requests}
+    assert models == {"screener", "refiner", *SCORES, "mcq", "slides"}
+    mcq = json.loads((root / "sos" / "mcq.json").read_text())
+    assert len(mcq) == 1 and sorted(mcq[0]["choices"]) == sorted(
+        ["on the hat", "under the bed", "in the sky", "behind the door"])
+    m4 = json.loads((root / "m4" / "m4_textbook_annotations.json").read_text())
+    rich = [r for r in m4 if r["metadata"]["dataset"] == "textbook_text_rich_vqa"]
+    assert rich and all(r["conversations"][0]["value"].count("<image>") == len(r["image"]) for r in rich)
+
+
+def test_the_card_shows_insi_sim_with_clip(demo):
+    _, root, _ = demo
+    card = (root / "README.md").read_text()
+    section = card.split("## Coherence (InSI-SIM", 1)[1].split("\n## ", 1)[0]
+    assert "SSIM only" not in section and "0.686" in section  # ours beside the paper's Table 1 figure
+    assert (root / "insi_sim.jsonl").read_text().strip()
