@@ -31,6 +31,7 @@ from textbook.records import Segment, Video
 from textbook.report import write_report
 from textbook.runner import run_stage
 from textbook.stages import audio, qa, transcript
+from textbook.stages.base import switched_off
 
 RED_STAR = "kids_red_star05"
 NEGATIVES = (
@@ -204,8 +205,8 @@ def test_switched_off_the_stages_record_why_and_per_knowledge_point_on(world):
     ctx.db.add_video(Video(RED_STAR, ctx.db.video(RED_STAR).url, source="local"), "kids-1")
     per_kp = Context(ctx.settings.replace(qa={"enabled": False, "knowledge_points": ["kids-1"]}), ctx.store, ctx.db)
     assert run_stage(qa.CYCLES, RED_STAR, per_kp).summary["cycles"] == 1
-    assert "knowledge point is not in qa.knowledge_points" in qa.off_reason(
-        QaSettings(enabled=False, knowledge_points=("kids-1",)), "maths-1")
+    assert "knowledge point is not in qa.knowledge_points" in switched_off(
+        "qa", QaSettings(enabled=False, knowledge_points=("maths-1",)), RED_STAR, ctx)
     no_model = Context(ctx.settings.replace(qa_mcq={"llm": {"backend": "none"}}), ctx.store, ctx.db)
     for stage in (qa.CYCLES, qa.MCQ):
         outcome = run_stage(stage, RED_STAR, no_model)

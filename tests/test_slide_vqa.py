@@ -86,3 +86,13 @@ def test_no_model_no_questions_and_the_reason_recorded(tmp_path):
     add_done_video(ctx, "tri", "geo-1", CLIPS)
     outcome = run_stage(stage_by_name("slide_vqa"), "tri", ctx, force=True)
     assert outcome.summary == {"not_run": "no LLM configured (slide_vqa.llm.backend: none)"}
+
+
+def test_switched_off_for_the_video_s_knowledge_point(world):
+    ctx, _, _ = world
+    off = Context(ctx.settings.replace(slide_vqa={"enabled": False, "knowledge_points": ["other-kp"]}), ctx.store, ctx.db)
+    outcome = run_stage(stage_by_name("slide_vqa"), "tri", off)
+    assert outcome.summary == {"not_run": "slide_vqa.enabled is off and the video's knowledge point is not in "
+                                          "slide_vqa.knowledge_points"}
+    on = Context(ctx.settings.replace(slide_vqa={"enabled": False, "knowledge_points": ["geo-1"]}), ctx.store, ctx.db)
+    assert run_stage(stage_by_name("slide_vqa"), "tri", on).summary["windows"] == 2

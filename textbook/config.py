@@ -321,6 +321,8 @@ class SlideVqaSettings:
     text that two or more of them answer. Backend none: the view has its four model-free tasks."""
 
     llm: ModelSettings = field(default_factory=lambda: ModelSettings(max_new_tokens=300))
+    enabled: bool = knob(True)  # for every video (with an LLM); off: only for the knowledge points below
+    knowledge_points: tuple[str, ...] = knob(())
     images_per_item: int = knob(3, ge=2, le=4)
     max_items: int = knob(8, ge=1, le=100)  # a video's questions at most
 

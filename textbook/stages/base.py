@@ -41,3 +41,15 @@ def stage(name: str, *, sections: tuple[str, ...] = (), requires: tuple[str, ...
         return Stage(name, fn, sections, requires, version, network, model)
 
     return wrap
+
+
+def switched_off(section: str, cfg: Any, video_id: str, ctx: "Context") -> str:
+    """Why a derived dataset's stage does not run for the video, '' when it does: ``cfg.enabled``
+    turns it on for every video, else ``cfg.knowledge_points`` lists those it runs for (the
+    video's first knowledge point decides). The same words for every video, so the card and the
+    plugin count videos per reason."""
+    links = ctx.db.links(video_id)
+    kp_id = links[0].kp_id if links else None
+    if cfg.enabled or (kp_id is not None and kp_id in cfg.knowledge_points):
+        return ""
+    return f"{section}.enabled is off and the video's knowledge point is not in {section}.knowledge_points"

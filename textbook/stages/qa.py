@@ -17,20 +17,11 @@ from PIL import Image
 from textbook import models
 from textbook import qa_cycles as cycles
 from textbook.artifacts import input_key, output_key, read_input
-from textbook.config import QaSettings
 from textbook.context import Context
 from textbook.frames import frame_at
 from textbook.qa_mcq import BadAnswer, mcq_item
 from textbook.records import Transcript, Video
-from textbook.stages.base import StageResult, stage
-
-
-def off_reason(cfg: QaSettings, kp_id: str | None) -> str:
-    """Why the cycles are not sought for a video of ``kp_id``, '' when they are (the same words for
-    every knowledge point, so the manifest and the card count videos per reason, not per point)."""
-    if cfg.enabled or (kp_id is not None and kp_id in cfg.knowledge_points):
-        return ""
-    return "qa.enabled is off and the video's knowledge point is not in qa.knowledge_points"
+from textbook.stages.base import StageResult, stage, switched_off
 
 
 def _jpeg(frame: Any, quality: int) -> bytes:
@@ -42,8 +33,7 @@ def _jpeg(frame: Any, quality: int) -> bytes:
 @stage("qa_cycles", sections=("qa",), requires=("download", "audio", "transcript"))
 def run_cycles(video: Video, ctx: Context) -> StageResult:
     cfg, vid, store = ctx.settings.qa, video.video_id, ctx.store
-    links = ctx.db.links(vid)
-    reason = off_reason(cfg, links[0].kp_id if links else None)
+    reason = switched_off("qa", cfg, vid, ctx)
     if reason:
         return StageResult(summary={"not_run": reason})
     segments = Transcript.from_dict(read_input(ctx, vid, "transcript")).segments

@@ -18,7 +18,7 @@ from textbook import models
 from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.records import Video
-from textbook.stages.base import StageResult, stage
+from textbook.stages.base import StageResult, stage, switched_off
 
 PROMPT_VERSION = "slide-vqa-v1"
 SYSTEM = (
@@ -85,6 +85,9 @@ def ask(llm: Any, conversation: list[dict[str, str]], n: int) -> tuple[dict[str,
        network=True, model=True, version=f"1+{PROMPT_VERSION}")
 def run(video: Video, ctx: Context) -> StageResult:
     cfg, vid = ctx.settings.slide_vqa, video.video_id
+    off = switched_off("slide_vqa", cfg, vid, ctx)
+    if off:
+        return StageResult(summary={"not_run": off})
     llm = models.slide_vqa_use(ctx.settings).load(ctx)
     if llm is None:
         return StageResult(summary={"not_run": "no LLM configured (slide_vqa.llm.backend: none)"})
