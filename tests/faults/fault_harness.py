@@ -7,6 +7,7 @@ compares the exported dataset file by file with a clean run's.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shutil
@@ -270,9 +271,17 @@ def exported_videos(files: dict[str, bytes]) -> list[str]:
 
 
 def differences(got: dict[str, bytes], want: dict[str, bytes]) -> list[str]:
-    """Relative paths missing, extra, or with other bytes."""
+    """Relative paths missing, extra, or with other bytes (a text file's first differing lines shown)."""
     return sorted([f"missing {p}" for p in want.keys() - got.keys()] + [f"extra {p}" for p in got.keys() - want.keys()]
-                  + [f"differs {p}" for p in want.keys() & got.keys() if got[p] != want[p]])
+                  + [f"differs {p}{_first_lines(got[p], want[p])}" for p in want.keys() & got.keys() if got[p] != want[p]])
+
+
+def _first_lines(got: bytes, want: bytes) -> str:
+    try:
+        diff = difflib.unified_diff(want.decode().splitlines(), got.decode().splitlines(), "expected", "got", n=0, lineterm="")
+    except UnicodeDecodeError:
+        return ""
+    return ":\n" + "\n".join(list(diff)[:12])
 
 
 @dataclass(frozen=True)
