@@ -272,12 +272,20 @@ class OcrSettings:
 
 @dataclass(frozen=True)
 class VisualFilterSettings:
-    backend: str = knob("heuristic", choices=("heuristic", "none"))  # heuristic: OpenCV faces + MiniLM
+    # heuristic: OpenCV faces + MiniLM (offline); caption: the paper's VLM caption vs speech
+    # (textbook/clip_captions.py); none: every clip with keyframes keeps them
+    backend: str = knob("heuristic", choices=("heuristic", "caption", "none"))
     face_area_ratio: float = knob(0.04, ge=0, le=1)
     min_ocr_chars: int = knob(8, ge=0)
     relatedness_threshold: float = knob(0.1, ge=-1, le=1)
     relatedness_min_chars: int = knob(40, ge=0)  # OCR text shorter than this is not judged for relatedness
     blank_std: float = knob(6.0, ge=0)
+    # backend caption: the VLM that captions a clip's keyframes, the embedder that compares the
+    # caption with the clip's transcript (the paper: gte-Qwen2-7B-instruct), and the threshold
+    vlm: ModelSettings = knob(ModelSettings(max_new_tokens=96), added=True, silent_default=True)
+    embedder: ModelSettings = knob(ModelSettings(backend="minilm"), added=True, silent_default=True)
+    caption_threshold: float = knob(0.25, ge=-1, le=1, added=True, silent_default=True)
+    caption_frames: int = knob(4, ge=1, le=16, added=True, silent_default=True)
 
 
 @dataclass(frozen=True)

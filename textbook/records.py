@@ -175,3 +175,4 @@ class ClipVisual(Record):
     kept: bool
     reason: str = ""
     score: float | None = None
+    caption: str | None = None  # what a VLM said the clip shows (the caption backend only)

@@ -313,7 +313,7 @@ CLIP_FEATURES = {
     "extracted_frames": ["string"], "keyframe_ssim": ["string"], "keyframe_ssim_dropped": ["string"],
     "ocr": ["string"], "ocr_image": ["string"], "ocr_deduplicates": ["string"], "ocr_boilerplate": ["string"],
     "visual_kept": "bool",
-    "visual_reason": "string", "image_tokens": "int64", "token_num": "int64", "asr_token_num": "int64",
+    "visual_reason": "string", "caption": "string", "image_tokens": "int64", "token_num": "int64", "asr_token_num": "int64",
     "ocr_engine": "string",
 }
 

@@ -54,6 +54,7 @@ def clip_record(clip: ClipItem, image_tokens: int, path: Callable[[str], str], f
         "ocr_boilerplate": [f.ocr_boilerplate for f in clip.frames],
         "visual_kept": clip.visual_kept,
         "visual_reason": clip.visual_reason,
+        "caption": clip.caption,
         "image_tokens": images,
         "token_num": images + clip.text_tokens,
         "asr_token_num": clip.text_tokens,

@@ -54,6 +54,7 @@ class ClipItem:
     visual_kept: bool
     visual_reason: str = ""  # why the visual filter dropped the clip's images
     score_dropped: int = 0  # keyframes the OCR stage's quality score dropped (not in ``frames``)
+    caption: str | None = None  # what the visual filter's VLM said the clip shows (backend caption)
 
     @cached_property
     def images(self) -> tuple[str, ...]:
@@ -181,4 +182,5 @@ def _clip_item(video_id: str, knowledge_point: str | None, clip: Clip, clip_fram
     refined = (clip.refined_text or "").strip() or raw
     return ClipItem(video_id, knowledge_point, clip.index, float(clip.start), float(clip.end), raw, refined,
                     tuple(frames), sampled, verdict.kept if verdict is not None else True,
-                    verdict.reason if verdict is not None and not verdict.kept else "", score_dropped)
+                    verdict.reason if verdict is not None and not verdict.kept else "", score_dropped,
+                    verdict.caption if verdict is not None else None)

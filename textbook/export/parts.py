@@ -64,7 +64,7 @@ def part_version(row: VideoRow, links: list[VideoKnowledgePoint], kps: dict[str,
 def _clip_doc(clip: ClipItem) -> dict[str, Any]:
     return {"index": clip.index, "start": clip.start, "end": clip.end, "asr": clip.asr, "refined_asr": clip.refined_asr,
             "frames": [[f.source_key, f.path, f.ocr, f.ocr_deduplicated, f.ocr_boilerplate] for f in clip.frames],
-            "sampled": [[f.source_key, f.path] for f in clip.sampled],
+            "sampled": [[f.source_key, f.path] for f in clip.sampled], "caption": clip.caption,
             "visual_kept": clip.visual_kept, "visual_reason": clip.visual_reason, "score_dropped": clip.score_dropped}
 
 
@@ -90,7 +90,7 @@ def entry_from_part(doc: dict[str, Any]) -> VideoEntry:
     clips = None if doc["clips"] is None else [
         ClipItem(vid, own, c["index"], c["start"], c["end"], c["asr"], c["refined_asr"],
                  tuple(Frame(*f) for f in c["frames"]), tuple(SampledFrame(*f) for f in c["sampled"]),
-                 c["visual_kept"], c["visual_reason"], c.get("score_dropped", 0))  # parts written before the score: 0
+                 c["visual_kept"], c["visual_reason"], c.get("score_dropped", 0), c.get("caption"))
         for c in doc["clips"]]
     return VideoEntry(
         video_id=vid, url=doc["url"], status=doc["status"], reason=doc["reason"], meta=doc["meta"],

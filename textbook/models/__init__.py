@@ -57,6 +57,12 @@ def visual_filter_use() -> ModelUse:
     return ModelUse("text_embedder", embedders.MINILM, "visual_filter")
 
 
+def visual_caption_uses(settings: Any) -> tuple[ModelUse, ModelUse]:
+    """The caption backend's VLM and the embedder comparing its captions with the speech."""
+    v = settings.visual_filter
+    return ModelUse("vlm", v.vlm, "visual_filter.vlm"), ModelUse("text_embedder", v.embedder, "visual_filter.embedder")
+
+
 def slide_vqa_use(settings: Any) -> ModelUse:
     """The LLM that writes the M4-Instruct view's multi-slide questions."""
     return ModelUse("llm", settings.slide_vqa.llm, "slide_vqa.llm")
@@ -69,7 +75,7 @@ def ocr_vlm_use(settings: Any) -> ModelUse:
 
 def configured(settings: Any) -> list[ModelUse]:
     """The models the GPU queue's stages will load under ``settings`` (the drift guard's embedder
-    only where a refiner runs, the visual filter's where its heuristic does). The OCR's VLM is not
+    only where a refiner runs, the visual filter's models where its backend uses them). The OCR's VLM is not
     among them: the ocr task runs on the default queue (tesseract is CPU work), where a served VLM
     (``openai``) is the way to run it in a cluster."""
     uses = refine_uses(settings)
@@ -78,6 +84,8 @@ def configured(settings: Any) -> list[ModelUse]:
         out.append(uses.embedder)
     if settings.visual_filter.backend == "heuristic":
         out.append(visual_filter_use())
+    if settings.visual_filter.backend == "caption":
+        out.extend(visual_caption_uses(settings))
     if settings.slide_vqa.llm.backend != "none":
         out.append(slide_vqa_use(settings))
     return out

@@ -1,7 +1,8 @@
 """Which clips keep their images: the paper's filter for keyframes that teach nothing.
 
-A clip's text always stays; its images go when none of its keyframes carries instructional
-content: a blank (near-uniform) frame, the speaker alone (a large frontal face and almost no
+Backend ``caption`` is the paper's method (a VLM caption against the speech: textbook/clip_captions.py).
+Backend ``heuristic``, the offline default, is described here. A clip's text always stays; its
+images go when none of its keyframes carries instructional content: a blank (near-uniform) frame, the speaker alone (a large frontal face and almost no
 on-screen text), or on-screen text unrelated to what is said in the clip (MiniLM cosine between
 the clip's OCR text and its transcript).
 
@@ -30,7 +31,8 @@ from textbook import models
 from textbook.config import VisualFilterSettings
 from textbook.context import Context
 from textbook.embeddings import cosine
-from textbook.records import Clip, ClipFrames, ClipVisual, Video
+from textbook.clip_captions import caption_clips
+from textbook.records import Clip, ClipFrames, ClipVisual, Keyframe, Video
 from textbook.stages.base import StageResult, stage
 
 DETECT_WIDTH = 640  # faces are found on a copy this wide: fast, and a frame-filling face stays large
@@ -106,17 +108,40 @@ def decide(clip: Clip, looks: list[FrameLook], ocr_texts: list[str], cfg: Visual
 @stage("visual_filter", sections=("visual_filter",), requires=("ocr", "clips"), model=True)
 def run(video: Video, ctx: Context) -> StageResult:
     cfg = ctx.settings.visual_filter
-    if cfg.backend not in ("heuristic", "none"):
-        raise ValueError(f"visual_filter.backend: unknown backend {cfg.backend!r} (expected 'heuristic' or 'none')")
     vid, store = video.video_id, ctx.store
     clips = [Clip.from_dict(c) for c in read_input(ctx, vid, "clips")["clips"]]
     frames = {c["clip_index"]: ClipFrames.from_dict(c)
               for c in read_input(ctx, vid, "keyframes")["clips"]}
-    ocr = {r["key"]: r["text"] for r in read_input(ctx, vid, "ocr")["results"]}
+    results = read_input(ctx, vid, "ocr")["results"]
+    ocr = {r["key"]: r["text"] for r in results}
+    scored_out = {r["key"] for r in results if r.get("dropped")}  # the keyframe score dropped them: never shown
+    shown = {i: [kf for kf in f.keyframes if kf.key not in scored_out] for i, f in frames.items()}
 
+    if cfg.backend == "caption":
+        verdicts = captioned(clips, shown, ctx)
+    else:
+        verdicts = judged(clips, shown, ocr, ctx)
+    ref = store.put_json(output_key(ctx, vid, "visual_filter", "visual_filter.json"), {"clips": [v.to_dict() for v in verdicts]})
+    kept = sum(v.kept for v in verdicts)
+    reasons: dict[str, int] = {}
+    for v in verdicts:
+        if not v.kept:
+            reasons[v.reason] = reasons.get(v.reason, 0) + 1
+    return StageResult(artifacts=[ref], summary={"clips": len(verdicts), "kept": kept, "dropped": reasons})
+
+
+def captioned(clips: list[Clip], shown: dict[int, list[Keyframe]], ctx: Context) -> list[ClipVisual]:
+    cfg = ctx.settings.visual_filter
+    vlm, embedder = (use.load(ctx) for use in models.visual_caption_uses(ctx.settings))
+    return caption_clips(clips, shown, ctx.store, vlm, embedder, cfg.caption_frames, cfg.caption_threshold)
+
+
+def judged(clips: list[Clip], shown: dict[int, list[Keyframe]], ocr: dict[str, str], ctx: Context) -> list[ClipVisual]:
+    """The heuristic's verdicts (backend none: every clip with keyframes keeps them)."""
+    cfg, store = ctx.settings.visual_filter, ctx.store
     verdicts: list[ClipVisual] = []
     for clip in clips:
-        keyframes = frames[clip.index].keyframes if clip.index in frames else []
+        keyframes = shown.get(clip.index, [])
         if cfg.backend == "none":
             verdicts.append(ClipVisual(clip.index, bool(keyframes), "" if keyframes else "no_keyframes"))
             continue
@@ -130,14 +155,7 @@ def run(video: Video, ctx: Context) -> StageResult:
             texts.append(text)
         verdicts.append(decide(clip, looks, texts, cfg,
                                lambda pair: models.visual_filter_use().load(ctx).encode(pair)))
-
-    ref = store.put_json(output_key(ctx, vid, "visual_filter", "visual_filter.json"), {"clips": [v.to_dict() for v in verdicts]})
-    kept = sum(v.kept for v in verdicts)
-    reasons: dict[str, int] = {}
-    for v in verdicts:
-        if not v.kept:
-            reasons[v.reason] = reasons.get(v.reason, 0) + 1
-    return StageResult(artifacts=[ref], summary={"clips": len(verdicts), "kept": kept, "dropped": reasons})
+    return verdicts
 
 
 STAGE = run
