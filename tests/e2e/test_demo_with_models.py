@@ -8,15 +8,19 @@ multi-slide questions in m4/, and InSI-SIM (with a tiny random CLIP from a local
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 from pathlib import Path
 
 import pytest
+import pytesseract
 from airflow_server import free_port
+from PIL import Image
 from llm_server import LLMServer, llm_server
 
-from textbook import judges, metadata_llm, qa_mcq, refine
+from textbook import clip_captions, judges, metadata_llm, qa_mcq, refine
 from textbook.config import load_settings
 from textbook.demo.job import run_demo
 from textbook.export import validate_dataset
@@ -30,12 +34,24 @@ SCORES = {"judge-keeps": (8, 7, 9), "judge-rejects": (3, 6, 8)}  # relevance 3: 
 
 def _text(message: dict) -> str:
     content = message["content"]
-    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+    return content if isinstance(content, str) else " ".join(p["text"] for p in content if p["type"] == "text")
+
+
+def caption(parts: list[dict]) -> str:
+    """A weak but real captioner: what tesseract reads on the frames, else a person on camera."""
+    seen = []
+    for part in parts:
+        if part["type"] == "image_url":
+            image = Image.open(io.BytesIO(base64.b64decode(part["image_url"]["url"].split(",", 1)[1])))
+            seen += [line.strip() for line in pytesseract.image_to_string(image).splitlines() if line.strip()]
+    return f"A lecture slide that reads: {' '.join(dict.fromkeys(seen))}." if seen else "A person talking to the camera."
 
 
 def answer(body: dict) -> str:
     """What a model would say, by the stage's system prompt."""
     system, user = _text(body["messages"][0]), _text(body["messages"][-1])
+    if user == clip_captions.PROMPT:
+        return caption(body["messages"][0]["content"])
     if system == judges.SYSTEM:
         r, d, t = SCORES[body["model"]]
         return f'{{"relevance": {r}, "knowledge_density": {d}, "transcription_quality": {t}, "reason": "scripted"}}'
@@ -63,6 +79,7 @@ def demo(tmp_path_factory):
                                          "judges": [{**llm, "model": m} for m in SCORES]},
                                  qa_mcq={"llm": {**llm, "model": "mcq"}},
                                  slide_vqa={"llm": {**llm, "model": "slides"}},
+                                 visual_filter={"backend": "caption", "vlm": {**llm, "model": "videollama2"}},
                                  export={"insi_sim_clip_model": str(build_tiny_clip(
                                      tmp_path_factory.mktemp("models") / "tiny-clip"))})
         result = run_demo(settings, port=free_port())
@@ -92,13 +109,26 @@ def test_two_judges_per_scored_video_and_the_rule_that_combined_them(demo):
 def test_every_model_stage_ran_against_the_endpoint(demo):
     _, root, server = demo
     models = {r["body"]["model"] for r in server.requests}
-    assert models == {"screener", "refiner", *SCORES, "mcq", "slides"}
+    assert models == {"screener", "refiner", *SCORES, "mcq", "slides", "videollama2"}
     mcq = json.loads((root / "sos" / "mcq.json").read_text())
     assert len(mcq) == 1 and sorted(mcq[0]["choices"]) == sorted(
         ["on the hat", "under the bed", "in the sky", "behind the door"])
     m4 = json.loads((root / "m4" / "m4_textbook_annotations.json").read_text())
     rich = [r for r in m4 if r["metadata"]["dataset"] == "textbook_text_rich_vqa"]
     assert rich and all(r["conversations"][0]["value"].count("<image>") == len(r["image"]) for r in rich)
+
+
+def test_clip_captions_ship_in_the_clip_view_and_speaker_clips_lose_their_images(demo):
+    _, root, _ = demo
+    clips = [c for line in (root / "clips" / "part-00000.jsonl").read_text().splitlines()
+             for c in json.loads(line)["conversations"] if c["vid"] != "End of a Video"]
+    captioned = [c for c in clips if c["caption"]]
+    assert captioned and all(c["caption"] is None for c in clips if c not in captioned and not c["keyframe_ssim"]
+                             and not c["keyframe_ssim_dropped"])
+    speakers = [c for c in captioned if c["caption"] == "A person talking to the camera."]
+    assert speakers and all(not c["visual_kept"] and c["visual_reason"] == "caption_unrelated" and c["asr"]
+                            for c in speakers)
+    assert any(c["visual_kept"] and c["caption"].startswith("A lecture slide that reads:") for c in captioned)
 
 
 def test_the_card_shows_insi_sim_with_clip(demo):
