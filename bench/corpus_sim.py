@@ -47,7 +47,7 @@ SENTENCE = ("the derivative of a function measures how fast it changes when its 
 WORDS = tuple(SENTENCE.split())
 SECONDS_PER_VIDEO_HOUR = {"metadata": 0.01, "download": 40.0, "audio": 6.0, "transcript": 180.0, "filters": 8.0, "refine": 1.0,
                           "clips": 0.5, "keyframes": 300.0, "ocr": 240.0, "visual_filter": 60.0,
-                          "qa_cycles": 2.0, "qa_mcq": 0.0, "slide_vqa": 0.0}
+                          "qa_cycles": 2.0, "qa_mcq": 0.0, "slide_vqa": 0.0, "video_captions": 0.0, "video_qa": 0.0}
 
 LISTED = {"kept": True, "llm": {"skipped": "no LLM configured (metadata.llm.backend: none)"},  # the gate's run
           "verdicts": [{"name": "metadata_duration", "passed": True, "score": None, "reason": "duration unknown"},
@@ -201,6 +201,8 @@ class Generator:
             "qa_cycles": {"pauses": 0, "cycles": 0, "dropped": 0, "frames": 0},
             "qa_mcq": {"not_run": "no LLM configured (qa_mcq.llm.backend: none): no multiple-choice questions"},
             "slide_vqa": {"not_run": "no LLM configured (slide_vqa.llm.backend: none)"},
+            "video_captions": {"not_run": "no VLM configured (video_captions.vlm.backend: none)"},
+            "video_qa": {"not_run": "video_captions did not run: no VLM configured (video_captions.vlm.backend: none)"},
         }
         runs = [self._run(s.name, duration, results[s.name]) for s in STAGES]
         return Shape("done", "", docs, images, runs, duration, len(images))

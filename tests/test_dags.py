@@ -78,7 +78,7 @@ def test_every_knowledge_point_has_a_dag_without_import_errors(shipped):
 
 def test_every_dag_declares_its_run_params_with_json_schemas(shipped):
     stages = ["metadata", "download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr", "visual_filter",
-              "qa_cycles", "qa_mcq", "slide_vqa"]
+              "qa_cycles", "qa_mcq", "slide_vqa", "video_captions", "video_qa"]
     for dag_id, dag in shipped["dags"].items():
         params = dag["params"]
         assert params["limit"]["type"] == ["null", "integer"] and params["limit"]["minimum"] == 1, dag_id
@@ -93,17 +93,20 @@ def test_every_dag_has_tags_owner_retries_and_the_video_chain(shipped):
         tasks = dag["tasks"]
         assert sorted(tasks) == sorted(["search", "video.metadata_download", "video.audio_transcript", "video.filters_refine",
                                         "video.clips", "video.keyframes", "video.ocr", "video.visual_filter",
-                                        "video.qa_cycles_qa_mcq", "video.slide_vqa", "pack"])
+                                        "video.qa_cycles_qa_mcq", "video.slide_vqa",
+                                        "video.video_captions_video_qa", "pack"])
         assert tasks["video.metadata_download"]["upstream"] == ["search"]
-        assert tasks["pack"]["upstream"] == ["video.slide_vqa"]
+        assert tasks["pack"]["upstream"] == ["video.video_captions_video_qa"]
         assert all(t["owner"] == "textbook" and t["timeout"] for t in tasks.values()), dag_id
         # retries with exponential backoff on network tasks only
         assert {k for k, t in tasks.items() if t["retries"] > 0} == {"search", "video.metadata_download", "video.filters_refine",
-                                                                     "video.qa_cycles_qa_mcq", "video.slide_vqa"}
+                                                                     "video.qa_cycles_qa_mcq", "video.slide_vqa",
+                                                                     "video.video_captions_video_qa"}
         assert all(t["backoff"] > 1 for t in tasks.values() if t["retries"] > 0)
         assert tasks["video.metadata_download"]["pool"] == "youtube"
         assert {k for k, t in tasks.items() if t["queue"] == "gpu"} == {
-            "video.audio_transcript", "video.filters_refine", "video.visual_filter", "video.slide_vqa"}
+            "video.audio_transcript", "video.filters_refine", "video.visual_filter", "video.slide_vqa",
+            "video.video_captions_video_qa"}
         assert all(t["map_index_template"] for k, t in tasks.items() if k.startswith("video."))
         # packs of different knowledge points write different parts: they run side by side
         assert tasks["pack"]["trigger_rule"] == "all_done" and tasks["pack"]["pool"] == "default_pool"

@@ -52,10 +52,10 @@ def test_schedule_calls_and_resume_after_a_failure(tmp_path: Path) -> None:
         answers = iter(range(100))
         server.answer = lambda body: None if len(server.requests) == 6 else f"text {next(answers)}"
         with pytest.raises(BackendError, match="HTTP 500"):
-            caption_segment(frames, 75.0, CaptionState(state_path), vlm)
-        assert len(CaptionState(state_path).captions) == 5  # calls 1-5 kept; call 6 failed
+            caption_segment(frames, 75.0, CaptionState.file(state_path), vlm)
+        assert len(CaptionState.file(state_path).captions) == 5  # calls 1-5 kept; call 6 failed
         server.answer = lambda body: f"text {next(answers)}"
-        state = caption_segment(frames, 75.0, CaptionState(state_path), vlm)  # a fresh state object: a retry
+        state = caption_segment(frames, 75.0, CaptionState.file(state_path), vlm)  # a fresh state object: a retry
         calls = server.requests[:5] + server.requests[6:]
         assert len(calls) == 11 and len(server.requests) == 12  # call 6 once failed, once answered; no other repeat
     steps = plan(75)
@@ -84,7 +84,7 @@ def test_grounding_reaches_level1_prompts_only(tmp_path: Path) -> None:
     with llm_server() as server:
         server.answer = lambda body: "c"
         vlm = OpenAIChat(ModelSettings(backend="openai", model="m", endpoint=server.url, timeout=10))
-        caption_segment(frames, 75.0, CaptionState(tmp_path / "s.json"), vlm,
+        caption_segment(frames, 75.0, CaptionState.file(tmp_path / "s.json"), vlm,
                         grounding=lambda start, end: f"said between {start} and {end}")
         texts = [prompt(r) for r in server.requests]
     assert "said between 70 and 75.0" in texts[9] and "said between" not in texts[3] + texts[-1]

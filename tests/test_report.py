@@ -329,7 +329,8 @@ def test_time_per_stage_sums_stage_seconds_per_video_hour(dataset):
     page = _page(dataset, "videos/vidA.html")
     stages = next(r for r in page.rows if r and r[0] == "" and "visual_filter" in r)
     assert stages[1:] == ["metadata", "download", "audio", "transcript", "filters", "refine", "clips", "keyframes", "ocr",
-                          "visual_filter", "qa_cycles", "qa_mcq", "slide_vqa", "all stages"]
+                          "visual_filter", "qa_cycles", "qa_mcq", "slide_vqa", "video_captions", "video_qa",
+                          "all stages"]
 
 
 def test_every_filter_score_is_plotted_against_its_threshold(dataset, tmp_path):

@@ -336,6 +336,28 @@ class SlideVqaSettings:
 
 
 @dataclass(frozen=True)
+class VideoCaptionSettings:
+    """LLaVA-Video-178K's three-level recurrent captions of segments of at most ``max_segment_s``
+    (the release's videos are 0-3 min), sampled at 1 fps. Backend none: not captioned, and said."""
+
+    vlm: ModelSettings = field(default_factory=ModelSettings)
+    enabled: bool = knob(True)  # for every video (with a VLM); off: only for the knowledge points below
+    knowledge_points: tuple[str, ...] = knob(())
+    grounding: bool = knob(False)  # beyond the paper: the interval's narration and OCR in level-1 prompts
+    max_segment_s: float = knob(180.0, gt=0, le=600)
+
+
+@dataclass(frozen=True)
+class VideoQaSettings:
+    """LLaVA-Video-178K's 16 question types, open-ended and multiple choice, from each segment's
+    final caption; near-duplicate questions (MiniLM cosine) removed."""
+
+    llm: ModelSettings = field(default_factory=lambda: ModelSettings(max_new_tokens=400))
+    embedder: ModelSettings = field(default_factory=lambda: ModelSettings(backend="minilm"))
+    dedup_threshold: float = knob(0.9, ge=-1, le=1)
+
+
+@dataclass(frozen=True)
 class ExportSettings:
     # default <data_root>/dataset; s3://bucket/prefix: staged in <data_root>/dataset, then synced
     root: str = knob("", operational=True)
@@ -466,6 +488,8 @@ class Settings:
     qa: QaSettings = field(default_factory=QaSettings)
     qa_mcq: QaMcqSettings = field(default_factory=QaMcqSettings)
     slide_vqa: SlideVqaSettings = field(default_factory=SlideVqaSettings)
+    video_captions: VideoCaptionSettings = field(default_factory=VideoCaptionSettings)
+    video_qa: VideoQaSettings = field(default_factory=VideoQaSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     dags: DagSettings = field(default_factory=DagSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)

@@ -9,8 +9,8 @@ from typing import Callable, Iterable, Mapping
 
 from textbook.context import Context
 from textbook.runner import Outcome, StageBusy, StageFailed, is_current, run_stage
-from textbook.stages import (audio, clips, download, filters, keyframes, metadata, ocr, qa, refine, slide_vqa,
-                             transcript, visual_filter)
+from textbook.stages import (audio, clips, download, filters, keyframes, llava_video, metadata, ocr, qa, refine,
+                             slide_vqa, transcript, visual_filter)
 from textbook.sources.local import source_stamp
 from textbook.stages.base import Stage
 from textbook.state import StageRun
@@ -32,6 +32,8 @@ STAGES: tuple[Stage, ...] = (
     qa.CYCLES,
     qa.MCQ,
     slide_vqa.STAGE,
+    llava_video.CAPTIONS,
+    llava_video.QA,
 )
 _BY_NAME = {s.name: s for s in STAGES}
 

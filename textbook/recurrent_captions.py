@@ -4,8 +4,8 @@ The paper's schedule over 10 s intervals: a level-1 caption every interval (its 
 captions not yet summarised, the latest level-2), a level-2 caption every third interval (the last
 three level-1 and the latest level-2), one level-3 caption at the end (the unsummarised level-1 and
 the latest level-2). The plan is a pure function of the segment's duration, and the state (every
-caption so far) is written atomically after each call, so a retry after a kill resumes at the next
-call instead of captioning the video again.
+caption so far) is saved after each call (a local file written atomically, or a key of the artifact
+store), so a retry after a kill resumes at the next call instead of captioning the video again.
 """
 
 from __future__ import annotations
@@ -69,22 +69,31 @@ def sample_frames(video: Path, out_dir: Path, duration: float) -> list[tuple[flo
 
 
 class CaptionState:
-    """Every caption so far (level, interval, text), persisted at ``path`` after each call."""
+    """Every caption so far (level, interval, text), saved after each call through ``save``;
+    ``where`` names the state in errors. ``file`` keeps it in a local file, ``stored`` under a key
+    of the artifact store, so a retry on another worker finds it too."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, where: str, doc: dict[str, Any] | None, save: Callable[[dict[str, Any]], None]) -> None:
+        self.where, self._save = where, save
         self.captions: list[dict[str, Any]] = []
-        if path.is_file():
-            doc = json.loads(path.read_text())
+        if doc is not None:
             if doc.get("prompt_version") != PROMPT_VERSION:
-                raise ValueError(f"{path}: caption state of prompt version {doc.get('prompt_version')}, "
+                raise ValueError(f"{where}: caption state of prompt version {doc.get('prompt_version')}, "
                                  f"expected {PROMPT_VERSION}; delete it to caption again")
             self.captions = doc["captions"]
 
+    @classmethod
+    def file(cls, path: Path) -> "CaptionState":
+        return cls(str(path), json.loads(path.read_text()) if path.is_file() else None,
+                   lambda doc: atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=1))))
+
+    @classmethod
+    def stored(cls, store: Any, key: str) -> "CaptionState":
+        return cls(key, store.get_json(key) if store.exists(key) else None, lambda doc: store.put_json(key, doc))
+
     def add(self, step: Step, text: str) -> None:
         self.captions.append({"level": step.level, "interval": step.interval, "text": text})
-        doc = {"prompt_version": PROMPT_VERSION, "captions": self.captions}
-        atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps(doc, indent=1)))
+        self._save({"prompt_version": PROMPT_VERSION, "captions": self.captions})
 
     def level(self, level: int) -> list[dict[str, Any]]:
         return [c for c in self.captions if c["level"] == level]
@@ -123,7 +132,7 @@ def caption_segment(frames: Sequence[tuple[float, Path]], duration: float, state
     done = state.captions
     for i, (step, c) in enumerate(zip(steps, done)):
         if (c["level"], c["interval"]) != (step.level, step.interval):
-            raise ValueError(f"{state.path}: caption {i} is level {c['level']} interval {c['interval']}, "
+            raise ValueError(f"{state.where}: caption {i} is level {c['level']} interval {c['interval']}, "
                              f"the schedule expects level {step.level} interval {step.interval}")
     for step in steps[len(done):]:
         content: list[dict[str, Any]] = []

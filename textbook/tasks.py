@@ -88,6 +88,7 @@ TASK_PLAN: tuple[TaskSpec, ...] = (
     TaskSpec(("visual_filter",), queue="gpu"),
     TaskSpec(("qa_cycles", "qa_mcq"), network=True),  # an LLM endpoint, when one is set
     TaskSpec(("slide_vqa",), queue="gpu", network=True),  # an LLM, local or behind an endpoint
+    TaskSpec(("video_captions", "video_qa"), queue="gpu", network=True),  # a VLM, then an LLM
 )
 STAGE_NAMES = tuple(s for t in TASK_PLAN for s in t.stages)  # the pipeline's, without importing its stages
 SOURCES = ("youtube", "urls", "local")  # search.source's choices

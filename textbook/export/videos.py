@@ -189,8 +189,8 @@ def _load_documents(entry: VideoEntry, store: ArtifactStore) -> None:
 
 
 def derived_documents(entry: VideoEntry, store: ArtifactStore) -> dict[str, Any]:
-    """The derived datasets' stage documents of a finished video, each image they recorded checked
-    to be in the store (a view copies them)."""
+    """The derived datasets' stage documents of a finished video, each image and video they
+    recorded checked to be in the store (a view copies them)."""
     from textbook.export.views import derived
 
     docs = {}
@@ -199,9 +199,9 @@ def derived_documents(entry: VideoEntry, store: ArtifactStore) -> dict[str, Any]
         if run is None or key is None:
             continue
         docs[produced.stage] = _read_object(store, key)
-        for image in (str(a.get("key", "")) for a in run.artifacts or []):
-            if image.endswith(".jpg") and not store.exists(image):
-                raise ExportInputError(f"{produced.stage} image {image!r} is missing from the store")
+        for media in (str(a.get("key", "")) for a in run.artifacts or []):
+            if media.endswith((".jpg", ".mp4")) and not store.exists(media):
+                raise ExportInputError(f"{produced.stage} file {media!r} is missing from the store")
     return docs
 
 

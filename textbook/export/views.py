@@ -114,9 +114,10 @@ def registered() -> list[type[View]]:
     """Every view, in the order the card lists them and the validator checks them."""
     from textbook.export.clipview import ClipView
     from textbook.export.insi_sim_view import InSiSimView
+    from textbook.export.llava_video import LlavaVideoView
     from textbook.export.m4instruct import M4View
     from textbook.export.obelics import ObelicsView
     from textbook.export.sos import SosView
     from textbook.export.wds import WdsView
 
-    return [ObelicsView, ClipView, WdsView, M4View, SosView, InSiSimView]
+    return [ObelicsView, ClipView, WdsView, M4View, SosView, LlavaVideoView, InSiSimView]

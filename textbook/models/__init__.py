@@ -63,6 +63,17 @@ def visual_caption_uses(settings: Any) -> tuple[ModelUse, ModelUse]:
     return ModelUse("vlm", v.vlm, "visual_filter.vlm"), ModelUse("text_embedder", v.embedder, "visual_filter.embedder")
 
 
+def video_caption_use(settings: Any) -> ModelUse:
+    """The VLM of LLaVA-Video's recurrent captions."""
+    return ModelUse("vlm", settings.video_captions.vlm, "video_captions.vlm")
+
+
+def video_qa_uses(settings: Any) -> tuple[ModelUse, ModelUse]:
+    """The LLM that asks LLaVA-Video's questions from a final caption, and the embedder deduplicating them."""
+    q = settings.video_qa
+    return ModelUse("llm", q.llm, "video_qa.llm"), ModelUse("text_embedder", q.embedder, "video_qa.embedder")
+
+
 def slide_vqa_use(settings: Any) -> ModelUse:
     """The LLM that writes the M4-Instruct view's multi-slide questions."""
     return ModelUse("llm", settings.slide_vqa.llm, "slide_vqa.llm")
@@ -88,4 +99,8 @@ def configured(settings: Any) -> list[ModelUse]:
         out.extend(visual_caption_uses(settings))
     if settings.slide_vqa.llm.backend != "none":
         out.append(slide_vqa_use(settings))
+    if settings.video_captions.vlm.backend != "none":
+        out.append(video_caption_use(settings))
+        if settings.video_qa.llm.backend != "none":
+            out += list(video_qa_uses(settings))
     return out
