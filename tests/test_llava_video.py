@@ -145,6 +145,11 @@ def test_captions_questions_and_the_bucket_layout(world, tmp_path):
     meta = [json.loads(line) for line in (root / meta_path("30_60_s")).read_text().splitlines()]
     assert {m["kind"] for m in meta} == {"cap", "oe", "mc"} and meta[0]["grounding"] is True
     assert "llava_video/" in (root / "README.md").read_text()
+    m4 = [r for r in json.loads((root / "m4" / "m4_textbook_annotations.json").read_text())
+          if r["metadata"]["dataset"] == "textbook_video_detailed_caption"]  # the M4 task reusing the captions
+    assert [len(r["image"]) for r in m4] == [3, 2] and all(r["conversations"][1]["value"] == "caption 0 frames"
+                                                            and r["conversations"][0]["value"].count(IMAGE) == len(r["image"])
+                                                            for r in m4)
     next((root / array_path("30_60_s", "cap")).parent.glob("videos/*.mp4")).unlink()
     assert any("does not exist" in p for p in validate_dataset(root))
 

@@ -13,6 +13,10 @@ One task needs a model, and is added where the ``slide_vqa`` stage ran with an L
 
 - ``text_rich_vqa``: consecutive slides and a question that two or more of them answer.
 
+One reuses the LLaVA-Video captions where the ``video_captions`` stage ran:
+
+- ``video_detailed_caption``: a segment's keyframes as frames; the answer is its level-3 caption.
+
 Records take the released ``m4_instruct_annotations.json`` shape: ``id``, ``image`` (paths),
 ``conversations`` (human, gpt) and ``metadata``; multiple-choice ones also carry ``choice_list``.
 Every human turn holds exactly one ``<image>`` per path, in the order of ``image``. Placement
@@ -43,7 +47,9 @@ ARRAY = f"{FOLDER}/m4_textbook_annotations.json"
 LINES = f"{FOLDER}/m4_textbook_annotations.jsonl"
 IMAGE = "<image>"
 LETTERS = "ABCD"
-TASKS = ("spot_the_difference", "temporal_order", "slide_narration", "multi_frame_narration", "text_rich_vqa")
+TASKS = ("spot_the_difference", "temporal_order", "slide_narration", "multi_frame_narration", "text_rich_vqa",
+         "video_detailed_caption")
+MAX_CAPTION_FRAMES = 8
 
 
 def placed(turn: str, count: int, placement: str) -> str:
@@ -105,7 +111,23 @@ class _Builder:
         for n in range(len(clips)):
             self.slide_narration(clips, n, rng)
         self.text_rich_vqa(clips)
+        self.video_detailed_caption(clips)
         return self.records
+
+    def video_detailed_caption(self, clips: Sequence[ClipItem]) -> None:
+        """A segment's shown keyframes (at most ``MAX_CAPTION_FRAMES``, evenly spread) and its level-3 caption."""
+        by_index = {clip.index: clip for clip in clips}
+        for seg in (self.entry.derived.get("video_captions") or {}).get("segments", []):
+            shown = [(image, by_index[i]) for i in seg["clips"] if i in by_index for image in by_index[i].images]
+            if len(shown) < 2:
+                continue
+            step = max(1, -(-len(shown) // MAX_CAPTION_FRAMES))
+            frames = shown[::step][:MAX_CAPTION_FRAMES]
+            final = next(c["text"] for c in seg["captions"] if c["level"] == 3)
+            self.add("video_detailed_caption", [image for image, _ in frames],
+                     "These frames come from one part of a lecture video, in order:\n"
+                     + "\n".join(IMAGE for _ in frames) + "\nDescribe this part of the video in detail.",
+                     final, frames[0][1], "Describe the video from its frames.")
 
     def text_rich_vqa(self, clips: Sequence[ClipItem]) -> None:
         """The slide_vqa stage's questions, over keyframes this dataset shows."""
@@ -163,7 +185,7 @@ class _Builder:
 class M4View(View):
     name = "m4"
     folders = (FOLDER,)
-    produced_by = (Produced("slide_vqa", "items", "text-rich multi-slide questions"),)
+    produced_by = (Produced("slide_vqa", "items", "text-rich multi-slide questions"),)  # video_captions: llava_video's
 
     @staticmethod
     def examples(stage: str, doc: Any) -> list[Example]:
@@ -198,7 +220,7 @@ class M4View(View):
         return [f"- `m4/m4_textbook_annotations.json` (and a `.jsonl` twin): {len(self.spool)} multi-image instruction "
                 f"record(s) in the M4-Instruct shape of LLaVA-NeXT-Interleave ({counts}), placement "
                 f"`{self.vc.export.m4_placement}`, built from the exported videos; text_rich_vqa only where the "
-                f"slide_vqa stage ran with an LLM."]
+                f"slide_vqa stage ran with an LLM, video_detailed_caption where video_captions ran with a VLM."]
 
     @classmethod
     def card_when_off(cls, exp: ExportSettings) -> list[str]:
