@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from textbook.export.llava_video import IMAGE, array_path, bucket, meta_path
 from textbook.media import probe
 from textbook.pipeline import run_video, stage_by_name
 from textbook.recurrent_captions import plan
+from textbook.report import write_report
 from textbook.runner import run_stage
 from textbook.stages.llava_video import segments
 
@@ -150,6 +152,12 @@ def test_captions_questions_and_the_bucket_layout(world, tmp_path):
     assert [len(r["image"]) for r in m4] == [3, 2] and all(r["conversations"][1]["value"] == "caption 0 frames"
                                                             and r["conversations"][0]["value"].count(IMAGE) == len(r["image"])
                                                             for r in m4)
+    write_report(root)
+    report = (root / "report" / "video_captions.html").read_text()
+    assert report.count('<div class="record"') == 2 and "How many colours are shown?" in report
+    for src in re.findall(r'<video [^>]*src="([^"]+)"', report):
+        assert (root / "report" / src).resolve().is_file()
+    assert 'href="video_captions.html"' in (root / "report" / "index.html").read_text()
     next((root / array_path("30_60_s", "cap")).parent.glob("videos/*.mp4")).unlink()
     assert any("does not exist" in p for p in validate_dataset(root))
 

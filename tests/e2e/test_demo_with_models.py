@@ -20,7 +20,7 @@ from airflow_server import free_port
 from PIL import Image
 from llm_server import LLMServer, llm_server
 
-from textbook import clip_captions, judges, metadata_llm, qa_mcq, refine
+from textbook import clip_captions, judges, metadata_llm, qa_mcq, recurrent_captions, refine, video_qa
 from textbook.config import load_settings
 from textbook.demo.job import run_demo
 from textbook.export import validate_dataset
@@ -52,6 +52,15 @@ def answer(body: dict) -> str:
     system, user = _text(body["messages"][0]), _text(body["messages"][-1])
     if user == clip_captions.PROMPT:
         return caption(body["messages"][0]["content"])
+    if any(user.startswith(p) for p in recurrent_captions.PROMPTS.values()):
+        frames = sum(p["type"] == "image_url" for p in body["messages"][0]["content"])
+        return f"A part of a lecture, seen in {frames} frames."
+    if " of type Count: " in system and system.startswith("Write "):  # video_qa: one type answered, the rest None
+        mc = "multiple-choice" in system
+        question = "How many slides are shown?" + ("\nA. One\nB. Several" if mc else "")
+        return json.dumps([{"Dimension": "Count", "Question": question, "Answer": "B" if mc else "Several."}])
+    if system.startswith("Write ") and " of type " in system:
+        return "None"
     if system == judges.SYSTEM:
         r, d, t = SCORES[body["model"]]
         return f'{{"relevance": {r}, "knowledge_density": {d}, "transcription_quality": {t}, "reason": "scripted"}}'
@@ -80,6 +89,8 @@ def demo(tmp_path_factory):
                                  qa_mcq={"llm": {**llm, "model": "mcq"}},
                                  slide_vqa={"llm": {**llm, "model": "slides"}},
                                  visual_filter={"backend": "caption", "vlm": {**llm, "model": "videollama2"}},
+                                 video_captions={"vlm": {**llm, "model": "llava-video"}},
+                                 video_qa={"llm": {**llm, "model": "video-qa"}},
                                  export={"insi_sim_clip_model": str(build_tiny_clip(
                                      tmp_path_factory.mktemp("models") / "tiny-clip"))})
         result = run_demo(settings, port=free_port())
@@ -109,7 +120,7 @@ def test_two_judges_per_scored_video_and_the_rule_that_combined_them(demo):
 def test_every_model_stage_ran_against_the_endpoint(demo):
     _, root, server = demo
     models = {r["body"]["model"] for r in server.requests}
-    assert models == {"screener", "refiner", *SCORES, "mcq", "slides", "videollama2"}
+    assert models == {"screener", "refiner", *SCORES, "mcq", "slides", "videollama2", "llava-video", "video-qa"}
     mcq = json.loads((root / "sos" / "mcq.json").read_text())
     assert len(mcq) == 1 and sorted(mcq[0]["choices"]) == sorted(
         ["on the hat", "under the bed", "in the sky", "behind the door"])
@@ -129,6 +140,15 @@ def test_clip_captions_ship_in_the_clip_view_and_speaker_clips_lose_their_images
     assert speakers and all(not c["visual_kept"] and c["visual_reason"] == "caption_unrelated" and c["asr"]
                             for c in speakers)
     assert any(c["visual_kept"] and c["caption"].startswith("A lecture slide that reads:") for c in captioned)
+
+
+def test_the_llava_video_view_holds_every_kept_lecture_s_segments(demo):
+    result, root, _ = demo
+    caps = [r for path in sorted((root / "llava_video").glob("*/*_cap_processed.json")) for r in json.loads(path.read_text())]
+    assert {r["id"].rsplit("_", 1)[0] for r in caps} == {v for v, s in result.final.items() if s == "done"}
+    assert all(r["conversations"][0]["value"].startswith("<image>\n") for r in caps)
+    oe = [r for path in (root / "llava_video").glob("*/*_oe_v0_1_qa_processed.json") for r in json.loads(path.read_text())]
+    assert len(oe) == len(caps) and all(r["conversations"][1]["value"] == "Several." for r in oe)
 
 
 def test_the_card_shows_insi_sim_with_clip(demo):
