@@ -9,11 +9,11 @@ Rules: ``all_reject`` (the paper: drop only when every judge rejects) or ``any_r
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
+
+from textbook.llm_json import first_object
 
 PROMPT_VERSION = "judge-v1"  # bump with any change to the prompts below: it is in the stage's version
 CRITERIA = ("relevance", "knowledge_density", "transcription_quality")
@@ -57,14 +57,8 @@ class Decision:
 
 def parse(answer: str) -> tuple[dict[str, float], str] | None:
     """The three scores and the reason from a judge's answer; None when it does not hold all three in 0-10."""
-    match = re.search(r"\{.*\}", answer, re.S)
-    if not match:
-        return None
-    try:
-        obj = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(obj, dict):
+    obj = first_object(answer)
+    if obj is None:
         return None
     scores = {}
     for name in CRITERIA:

@@ -9,10 +9,10 @@ download still judge it) and the record says so: it is never counted as a pass t
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from textbook.llm_json import first_object
 
 PROMPT_VERSION = "metadata-v1"  # bump with any change to the prompts below: it is in the stage's version
 SYSTEM = (
@@ -45,14 +45,8 @@ class MetadataVerdict:
 
 def parse(answer: str) -> tuple[bool, bool, str] | None:
     """(relevant, unsafe, reason) from an answer; None unless both flags are JSON booleans."""
-    match = re.search(r"\{.*\}", answer, re.S)
-    if not match:
-        return None
-    try:
-        obj = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(obj, dict) or not all(isinstance(obj.get(k), bool) for k in ("relevant", "unsafe")):
+    obj = first_object(answer)
+    if obj is None or not all(isinstance(obj.get(k), bool) for k in ("relevant", "unsafe")):
         return None
     return obj["relevant"], obj["unsafe"], str(obj.get("reason") or "")
 

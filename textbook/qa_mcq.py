@@ -8,11 +8,11 @@ question and the context. The model is any registered LLM backend (``qa_mcq.llm`
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from typing import Any
 
+from textbook.llm_json import first_object
 from textbook.models import BackendError
 
 LETTERS = "ABCD"
@@ -46,12 +46,8 @@ def ask(llm: Any, model: str, question: str, answer: str, context: str) -> dict[
         [reply] = llm.chat([messages])
     except BackendError as exc:  # names the endpoint and what went wrong
         raise QaMcqError(f"qa_mcq.llm: {exc}") from None
-    found = re.search(r"\{.*\}", reply, re.S)
-    try:
-        parsed = json.loads(found.group(0)) if found else None
-    except json.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or not all(isinstance(parsed.get(k), str) and parsed[k].strip() for k in KEYS):
+    parsed = first_object(reply)
+    if parsed is None or not all(isinstance(parsed.get(k), str) and parsed[k].strip() for k in KEYS):
         raise BadAnswer(f"model {model!r} did not answer with {', '.join(KEYS)}: {reply[:200]!r}")
     return {k: parsed[k].strip() for k in KEYS}
 

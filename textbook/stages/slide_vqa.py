@@ -10,13 +10,13 @@ no LLM configured the stage records why it did not run.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from textbook import models
 from textbook.artifacts import output_key, read_input
 from textbook.context import Context
+from textbook.llm_json import first_object
 from textbook.records import Video
 from textbook.stages.base import StageResult, stage, switched_off
 
@@ -53,12 +53,8 @@ def question(window: list[dict[str, Any]], clips: dict[int, dict[str, Any]]) -> 
 
 def parse(answer: str, n: int) -> dict[str, Any] | None:
     """Question, answer and the cited slides (1..n, at least two); None when the answer is not that."""
-    match = re.search(r"\{.*\}", answer, re.S)
-    try:
-        obj = json.loads(match.group(0)) if match else None
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(obj, dict):
+    obj = first_object(answer)
+    if obj is None:
         return None
     q, a, cited = obj.get("question"), obj.get("answer"), obj.get("images")
     if not (isinstance(q, str) and q.strip() and isinstance(a, str) and a.strip() and isinstance(cited, list)):
