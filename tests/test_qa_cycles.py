@@ -231,15 +231,49 @@ def test_the_llm_gives_four_shuffled_choices_whose_letter_names_the_answer(world
     assert {tuple(shuffled(options, seed, "e-1")[0]) for seed in range(20)} != {("a", "b", "c", "d")}
 
 
-def test_the_sos_export_loads_with_json_and_hf_datasets(world, tmp_path):
-    datasets = pytest.importorskip("datasets")
+def _exported(world, tmp_path) -> tuple[Context, Path]:
     ctx, _, _ = world
     export_ctx = Context(ctx.settings.replace(export={"root": str(tmp_path / "dataset")}), ctx.store, ctx.db)
     add_knowledge_point(export_ctx, "kids-1")
-    add_done_video(export_ctx, RED_STAR, "kids-1", [ClipSpec(0.0, 15.0, "Welcome to picture time."),
-                                                    ClipSpec(15.0, 30.0, "Can you find the red star?")],
-                   keep=("metadata", "download", "audio", "transcript", "qa_cycles", "qa_mcq"))
-    root = export_dataset(export_ctx).root
+    if ctx.db.run(RED_STAR, "clips") is None:
+        add_done_video(export_ctx, RED_STAR, "kids-1", [ClipSpec(0.0, 15.0, "Welcome to picture time."),
+                                                        ClipSpec(15.0, 30.0, "Can you find the red star?")],
+                       keep=("metadata", "download", "audio", "transcript", "qa_cycles", "qa_mcq"))
+    return export_ctx, export_dataset(export_ctx).root
+
+
+def test_instruction_tuning_on_the_sos_view_learns_only_the_answer(world, tmp_path):
+    from textbook.state import StateDB
+    from textbook.train import runs
+    from textbook.train.config import load_train_config
+    from textbook.train.data import read_index
+    from textbook.train.families import load_family
+    from textbook.train.labels import IGNORE
+    from textbook.train.pretrain import train
+    from textbook.train.sft import SftDataset
+
+    _, root = _exported(world, tmp_path)
+    db = StateDB(f"sqlite:///{tmp_path / 'train.db'}")
+    db.create_schema()
+    cfg = load_train_config(preset="tiny-cpu", overrides={
+        "output_root": str(tmp_path / "run"), "data": {"view": "sos", "max_length": 1024},
+        "optim": {"max_steps": 3, "per_device_batch": 1}, "checkpoint": {"every_steps": 100}})
+    plan = runs.resolve(db, root.as_uri(), cfg, tmp_path, holder="test")
+    assert runs.prepare(plan)["train_samples"] == 1
+    run = json.loads((Path(plan.run_dir) / "run.json").read_text())
+    _, family = load_family("llava", Path(run["model_dir"]), "<|end_of_video|>", with_model=False)
+    [enc] = SftDataset(root, read_index(Path(plan.run_dir) / "train_index.jsonl"), family, max_length=1024, view="sos")
+    [grpo] = [json.loads(line) for line in (root / "sos" / "grpo.jsonl").read_text().splitlines()]
+    learned = enc.labels[enc.labels != IGNORE].tolist()
+    assert learned == family.tokenizer(grpo["answer"], add_special_tokens=False)["input_ids"] + [
+        family.tokenizer.eos_token_id]  # the answer the video gave, nothing of the context or question
+    assert enc.images == len(grpo["images"]) == 1
+    assert train(Path(plan.run_dir))["step"] == 3
+
+
+def test_the_sos_export_loads_with_json_and_hf_datasets(world, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    export_ctx, root = _exported(world, tmp_path)
     assert validate_dataset(root) == []
     sos = root / "sos"
     [label] = json.loads((sos / "labels" / f"{RED_STAR}.json").read_text())

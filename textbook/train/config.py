@@ -28,8 +28,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    # obelics | clips (the clip view, read as the same interleaved samples) | m4 (instruction tuning
-    # on the M4-Instruct view: loss on the assistant's turns only)
+    # obelics | clips (the clip view, read as the same interleaved samples) | m4 or sos (instruction
+    # tuning on the M4-Instruct or the SoSVQA view: loss on the assistant's turns only)
     view: str = "obelics"
     text_field: str = "text_ocr_list"  # the paper's best row; "texts" = released LLaVA script / w/o OCR
     max_length: int = 32768

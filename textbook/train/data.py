@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from textbook.train.samples import document, from_clip_view, repack, shuffle_images
-from textbook.train.sft import SFT_VIEW, build_sft_index
+from textbook.train.sft import SFT_VIEWS, build_sft_index
 
 OBELICS = "obelics"
-VIEWS = ("obelics", "clips", "m4")  # the folder of each view in an export (m4: instructions, sft.py)
+VIEWS = ("obelics", "clips", *SFT_VIEWS)  # the folder of each view in an export (m4, sos: instructions, sft.py)
 
 
 class CorpusError(ValueError):
@@ -88,8 +88,8 @@ class IndexReport:
 def build_index(root: Path, cost: Callable[[str | None, str | None], int], *, max_length: int, max_images: int,
                 end_of_video: str, shuffle_ratio: float = 0.0, seed: int = 42,
                 view: str = OBELICS) -> tuple[list[dict], IndexReport]:
-    if view == SFT_VIEW:
-        entries, found = build_sft_index(root, cost, max_length=max_length, max_images=max_images)
+    if view in SFT_VIEWS:
+        entries, found = build_sft_index(root, cost, max_length=max_length, max_images=max_images, view=view)
         return entries, IndexReport(len(entries) + found["records_too_long"], len(entries), 0,
                                     sum(e["image_num"] for e in entries), sum(e["tokens"] for e in entries), [],
                                     found["missing_images"])

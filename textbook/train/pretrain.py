@@ -48,7 +48,7 @@ def train(run_dir: Path, stop_after: int = 0) -> dict[str, Any]:
     from textbook.train.config import load_train_config
     from textbook.train.data import IndexedDataset, read_index
     from textbook.train.families import load_family
-    from textbook.train.sft import SFT_VIEW, SftDataset
+    from textbook.train.sft import SFT_VIEWS, SftDataset
 
     run = json.loads((run_dir / "run.json").read_text())
     cfg = load_train_config(overrides=run["config"])
@@ -65,8 +65,9 @@ def train(run_dir: Path, stop_after: int = 0) -> dict[str, Any]:
     if cfg.optim.grad_checkpointing:
         model.gradient_checkpointing_enable()
     index = read_index(run_dir / "train_index.jsonl")
-    if cfg.data.view == SFT_VIEW:  # instruction tuning: loss on the assistant's turns
-        dataset: Any = SftDataset(Path(run["corpus_root"]), index, family, max_length=cfg.data.max_length)
+    if cfg.data.view in SFT_VIEWS:  # instruction tuning: loss on the assistant's turns
+        dataset: Any = SftDataset(Path(run["corpus_root"]), index, family, max_length=cfg.data.max_length,
+                                  view=cfg.data.view)
     else:
         dataset = IndexedDataset(Path(run["corpus_root"]), index, family, text_field=cfg.data.text_field,
                                  max_length=cfg.data.max_length, max_images=cfg.data.max_images, view=cfg.data.view,
