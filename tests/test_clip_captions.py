@@ -73,6 +73,9 @@ def test_a_caption_unrelated_to_the_speech_drops_the_images_and_keeps_the_text(w
     assert [c["caption"] for c in clips] == [CAPTIONS[0], CAPTIONS[1], None]
     assert clips[1]["keyframe_ssim"] == [] and clips[1]["asr"].startswith("newton's second law")
     assert clips[0]["keyframe_ssim"] and clips[0]["visual_kept"]
+    part = root / "clips" / "part-00000.jsonl"
+    part.write_text(part.read_text().replace(json.dumps(CAPTIONS[0]), "42"))
+    assert any("caption must be a string or null" in p for p in validate_dataset(root))
 
 
 def test_without_a_vlm_the_caption_backend_is_an_error_naming_the_setting(tmp_path):

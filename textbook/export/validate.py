@@ -249,6 +249,8 @@ class Checker:
         if len({len(frames), *(len(x) for x in lists[2:])}) != 1:
             self.problem(f"{where}: ocr, ocr_image and ocr_deduplicates need one entry per SSIM keyframe")
             return 0
+        if not isinstance(c.get("caption"), (str, type(None))):  # absent in datasets older than the field
+            self.problem(f"{where}: caption must be a string or null")
         if c["keyframe_ssim_dropped"] if c["visual_kept"] else c["keyframe_ssim"]:
             self.problem(f"{where}: keyframe_ssim must list only shipped keyframes (visual_kept "
                          f"{c['visual_kept']}), the others keyframe_ssim_dropped")
