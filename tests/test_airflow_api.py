@@ -28,6 +28,7 @@ from textbook.records import Video
 from textbook.tasks import TASK_PLAN
 
 CHAIN = [f"video.{t.task_id}" for t in TASK_PLAN]
+DOWNLOAD = CHAIN[0]  # the task that downloads (after the metadata filter, in the same task)
 
 
 # -- without a server -------------------------------------------------------------------------
@@ -109,10 +110,10 @@ def test_retry_clears_the_failed_task_and_its_downstream(airflow_server, failed_
     dag_id, ctx = failed_run
     client = airflow_server.client()
     # The plugin tells a person to clear the very task the API finds failed.
-    assert status.video_state(ctx, "rt_first").failed.task_id == "video.download"
+    assert status.video_state(ctx, "rt_first").failed.task_id == DOWNLOAD
 
     done = retry_through_airflow(client, ctx, "rt_first")
-    assert (done.dag_id, done.task_id) == (dag_id, "video.download")
+    assert (done.dag_id, done.task_id) == (dag_id, DOWNLOAD)
     m = done.map_index
     assert set(done.cleared) == {f"{task}[{m}]" for task in CHAIN} | {"pack"}
 
@@ -121,11 +122,11 @@ def test_retry_clears_the_failed_task_and_its_downstream(airflow_server, failed_
     assert states[("pack", -1)] is None
     assert states[("search", -1)] == "success"  # upstream of the failure: untouched
     other = 1 - m  # the other video keeps its failure until someone retries it
-    assert states[("video.download", other)] == "failed"
+    assert states[(DOWNLOAD, other)] == "failed"
     assert {states[(task, other)] for task in CHAIN[1:]} == {"upstream_failed"}
     assert client.dag_run(dag_id, done.run_id)["state"] == "queued"
 
-    with pytest.raises(RetryError, match=r"rt_first: already rerunning in .* \(video.download cleared\)"):
+    with pytest.raises(RetryError, match=rf"rt_first: already rerunning in .* \({DOWNLOAD} cleared\)"):
         retry_through_airflow(client, ctx, "rt_first")
 
 
@@ -146,7 +147,7 @@ def test_cli_retry_goes_through_the_api(airflow_server, failed_run, monkeypatch,
     ctx.db.add_video(Video("rt_never", "https://example.org/never"), "rt.c.s.lectures")
 
     assert main(["retry", "rt_second"]) == 0
-    assert f"rt_second: cleared video.download and downstream in {dag_id}" in capsys.readouterr().out
+    assert f"rt_second: cleared {DOWNLOAD} and downstream in {dag_id}" in capsys.readouterr().out
     assert main(["retry", "rt_second", "rt_never", "nope"]) == 1
     err = capsys.readouterr().err
     assert "rt_second: already rerunning" in err

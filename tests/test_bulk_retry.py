@@ -22,8 +22,11 @@ from textbook.airflow_api import AirflowApiError
 from textbook.cli import main
 from textbook.context import Context
 from textbook.demo.through_airflow import airflow
+from textbook.status import airflow_task
 
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:03.500\nA very short hello.\n"
+
+DOWNLOAD = airflow_task("download")  # the mapped task that downloads a video (metadata_download)
 
 
 def _folder(root: Path, bad: list[str], short: str | None = None) -> Path:
@@ -48,7 +51,7 @@ def _states(client, dag_id: str) -> dict[tuple[str, str], tuple[str | None, int]
     by the label its download rendered (instances left upstream_failed never render one)."""
     [run] = client.call("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]
     tis = client.task_instances(dag_id, run["dag_run_id"])
-    label = {ti["map_index"]: ti["rendered_map_index"] for ti in tis if ti["task_id"] == "video.download"}
+    label = {ti["map_index"]: ti["rendered_map_index"] for ti in tis if ti["task_id"] == DOWNLOAD}
     return {(ti["task_id"], label.get(ti["map_index"], "") if ti["map_index"] >= 0 else ""):
             (ti["state"], ti["try_number"]) for ti in tis}
 
@@ -102,8 +105,8 @@ def test_params_limit_and_source_are_honoured(airflow_server, runs):
     assert {row.video_id: row.status for row in ctx.db.videos(kp_ids=["br.c.s.mixed"])} == {
         "m_bad1": "failed", "m_bad2": "failed", "m_short": "filtered"}
     assert [row.video_id for row in ctx.db.videos(kp_ids=["br.c.s.other"])] == ["o_one"]  # limit 1
-    downloads = [k for k in _states(airflow_server.client(), other) if k[0] == "video.download"]
-    assert downloads == [("video.download", "o_one")]
+    downloads = [k for k in _states(airflow_server.client(), other) if k[0] == DOWNLOAD]
+    assert downloads == [(DOWNLOAD, "o_one")]
 
 
 @pytest.mark.slow
@@ -151,7 +154,7 @@ def test_plugin_bulk_retry_reruns_exactly_the_failed_videos_of_a_knowledge_point
     status, page = _post(airflow_server, "/textbook/retry", [("video_id", "o_one"), ("video_id", "m_bad1")],
                          client.token())
     assert status == 200 and "Retried 1 video(s)" in page and "m_bad1: already rerunning" in page
-    assert _states(client, other)[("video.download", "o_one")][0] is None
+    assert _states(client, other)[(DOWNLOAD, "o_one")][0] is None
 
 
 @pytest.mark.slow

@@ -19,8 +19,11 @@ from test_backfill_scheduler import PG, _admin
 from textbook.airflow_ops import RetryError, clear_confirmed, retry_through_airflow
 from textbook.context import Context
 from textbook.demo.through_airflow import airflow
+from textbook.status import airflow_task
 
 VIDEOS = [f"ov_{i}" for i in range(4)]
+
+DOWNLOAD = airflow_task("download")  # the mapped task that downloads a video (metadata_download)
 
 
 class LosingApi:
@@ -96,12 +99,12 @@ def test_overlapping_retries_all_run_and_the_run_never_ends_with_tasks_unschedul
         return {(ti["task_id"], ti["map_index"]): ti for ti in client.task_instances(dag_id, run_id)}
 
     _wait("the first run to finish", lambda: run_state() in ("success", "failed"))
-    index = {ti["rendered_map_index"]: m for (task, m), ti in tis().items() if task == "video.download"}
+    index = {ti["rendered_map_index"]: m for (task, m), ti in tis().items() if task == DOWNLOAD}
     assert sorted(index) == VIDEOS
     ctx = Context.from_settings(scheduled.settings)
 
     def download(vid: str) -> dict:
-        return tis()[("video.download", index[vid])]
+        return tis()[(DOWNLOAD, index[vid])]
 
     retry_through_airflow(client, ctx, VIDEOS[0])
     # While the first retry's download runs (or is about to): the second.
