@@ -104,7 +104,7 @@ def test_every_command_and_option_is_explained_with_an_example(capsys):
 def test_long_commands_report_each_stage_and_an_eta(tmp_path):
     import io
 
-    from textbook.pipeline import run_video
+    from textbook.pipeline import STAGES, run_video
     from textbook.progress import Progress, StateWatcher
 
     ctx = make_context(tmp_path)
@@ -131,4 +131,6 @@ def test_long_commands_report_each_stage_and_an_eta(tmp_path):
     register(ctx, "vid2", "math-1")
     assert ctx.db.claim("vid2", "download", "fp", "token")
     watcher.poll(progress)
-    assert watched.getvalue().splitlines() == ["[0/2 videos · 0:00 · ETA after the first video] vid2: download (1/11)"]
+    n, of = next(k for k, s in enumerate(STAGES, 1) if s.name == "download"), len(STAGES)
+    assert watched.getvalue().splitlines() == [
+        f"[0/2 videos · 0:00 · ETA after the first video] vid2: download ({n}/{of})"]
