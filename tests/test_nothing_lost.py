@@ -52,7 +52,8 @@ def test_operational_knobs_change_no_fingerprint_and_output_knobs_do(tmp_path):
     before = {s.name: fingerprint(s, ctx) for s in STAGES}
     assert {s.name: fingerprint(s, _with(ctx, **OPERATIONAL)) for s in STAGES} == before
     changed = {s.name for s in STAGES if fingerprint(s, _with(ctx, keyframes={"ssim_threshold": 0.9})) != before[s.name]}
-    assert changed == {"keyframes", "ocr", "visual_filter"}
+    # and what reads them: the slide questions, the LLaVA-Video captions (grounded with OCR) and questions
+    assert changed == {"keyframes", "ocr", "visual_filter", "slide_vqa", "video_captions", "video_qa"}
 
 
 def test_a_setting_change_on_a_finished_corpus_reruns_nothing_and_exports_the_same_bytes(tmp_path):
@@ -64,7 +65,8 @@ def test_a_setting_change_on_a_finished_corpus_reruns_nothing_and_exports_the_sa
     summary = export_dataset(tuned)
     assert snapshot(summary.root) == first and not summary.changed
     reruns = {p.stage: p.counts["re-run"] for p in plan(_with(ctx, ocr={"min_confidence": 50}))}
-    assert reruns == {**{s.name: 0 for s in STAGES}, "ocr": 2, "visual_filter": 2}
+    assert reruns == {**{s.name: 0 for s in STAGES}, **dict.fromkeys(
+        ("ocr", "visual_filter", "slide_vqa", "video_captions", "video_qa"), 2)}
 
 
 def test_runs_recorded_under_the_first_releases_hash_stay_finished(tmp_path):

@@ -67,24 +67,28 @@ def mixed(ctx, tmp_path) -> tuple[Context, str, str, dict[str, bool]]:
     legacy = add("legacy")
     for s in STAGES:
         record(ctx, legacy, s.name, config_hash=_fingerprint(s, ctx, legacy=True))
-    chain(ctx, add("stale"), 3)
-    record(ctx, "stale", STAGES[3].name, config_hash="0123456789abcdef")
+    filters = next(k for k, s in enumerate(STAGES) if s.name == "filters")
+    chain(ctx, add("stale"), filters)
+    record(ctx, "stale", "filters", config_hash="0123456789abcdef")
     filtered = add("filtered")
-    chain(ctx, filtered, 3)
+    chain(ctx, filtered, filters)
     record(ctx, filtered, "filters", result={"filtered": "too_short: 12 s"})
-    chain(ctx, add("skipped"), 4)
-    for s in STAGES[4:]:
+    chain(ctx, add("skipped"), filters + 1)
+    for s in STAGES[filters + 1:]:
         record(ctx, "skipped", s.name, status="skipped", result={"skipped": "too_short"})
-    record(ctx, add("transient"), "download", "failed", result={"permanent": False}, error="HTTP 503")
+    record(ctx, add("transient"), "metadata")  # the metadata filter passed it; its download failed
+    record(ctx, "transient", "download", "failed", result={"permanent": False}, error="HTTP 503")
     for name in ("same", "changed"):
         file = media / f"{name}.mp4"
         file.write_bytes(b"broken")
         add(name, file.as_uri())
+        record(ctx, name, "metadata")
         record(ctx, name, "download", "failed", result={"permanent": True, "source": source_stamp(file.as_uri())},
                error="corrupt file")
     (media / "changed.mp4").write_bytes(b"fixed now")
-    record(ctx, add("removed"), "download", "failed", result={"permanent": True, "source": ""}, error="removed")
-    chain(ctx, add("half"), 5)
+    record(ctx, add("removed"), "metadata")
+    record(ctx, "removed", "download", "failed", result={"permanent": True, "source": ""}, error="removed")
+    chain(ctx, add("half"), filters + 2)
     add("new")
     add("found-by-other", kp_id=other.id)
     add("found-by-other", kp_id=kp.id)  # found again: the first knowledge point's DAG processes it
