@@ -43,11 +43,16 @@ def cut(media: Path, start: float, end: float, target: Path) -> float:
     return probe(target).duration
 
 
-def grounding_of(ctx: Context, vid: str, clips: list[dict[str, Any]], offset: float) -> Callable[[float, float], str]:
-    """An interval's narration (refined where refinement ran) and the OCR of its keyframes."""
+def on_screen(ctx: Context, vid: str) -> list[tuple[float, str]]:
+    """(time, OCR text) of every keyframe the score kept, read once per video."""
     ocr = {r["key"]: r["text"] for r in read_input(ctx, vid, "ocr")["results"] if not r.get("dropped")}
-    shown = [(kf["time"], ocr.get(kf["key"], "")) for c in read_input(ctx, vid, "keyframes")["clips"]
-             for kf in c["keyframes"]]
+    return [(kf["time"], ocr.get(kf["key"], "")) for c in read_input(ctx, vid, "keyframes")["clips"]
+            for kf in c["keyframes"]]
+
+
+def grounding_of(clips: list[dict[str, Any]], shown: list[tuple[float, str]],
+                 offset: float) -> Callable[[float, float], str]:
+    """An interval's narration (refined where refinement ran) and the OCR of its keyframes."""
 
     def text(start: float, end: float) -> str:
         lo, hi = offset + start, offset + end
@@ -70,6 +75,7 @@ def run_captions(video: Video, ctx: Context) -> StageResult:
     vlm = models.video_caption_use(ctx.settings).load(ctx)
     clips = read_input(ctx, vid, "clips")["clips"]
     media_key = read_input(ctx, vid, "download", "info.json")["media_key"]
+    shown = on_screen(ctx, vid) if cfg.grounding else []
     refs, docs = [], []
     with store.local_path(media_key) as media, tempfile.TemporaryDirectory(prefix="textbook-seg-") as tmp:
         for k, group in enumerate(segments(clips, cfg.max_segment_s)):
@@ -80,7 +86,7 @@ def run_captions(video: Video, ctx: Context) -> StageResult:
             frames = recurrent_captions.sample_frames(clip_file, Path(tmp) / f"frames_{k}", duration)
             state = recurrent_captions.CaptionState.stored(
                 store, output_key(ctx, vid, "video_captions", f"state_{k}.json"))
-            grounding = grounding_of(ctx, vid, clips, start) if cfg.grounding else None
+            grounding = grounding_of(clips, shown, start) if cfg.grounding else None
             recurrent_captions.caption_segment(frames, duration, state, vlm, grounding)
             docs.append({"index": k, "start": start, "end": end, "duration": round(duration, 3),
                          "clips": [c["index"] for c in group], "frames": len(frames), "video_key": refs[-1].key,
