@@ -32,7 +32,6 @@ KINDS = ("cap", "oe", "mc")
 IMAGE = "<image>"
 DESCRIBE = "Please describe this video in detail."
 MC_SUFFIX = "\nPlease respond with only the letter of the correct answer."
-STAGES = ("video_captions", "video_qa")
 
 
 def bucket(duration: float) -> str:
@@ -70,7 +69,6 @@ class LlavaVideoView(View):
         self.spools: dict[tuple[str, str], Spool] = {}
         self.videos = Spool(vc.tmp / "llava-videos")  # (store key, dataset path) of each segment mp4
         self.counts: Counter[str] = Counter()
-        self.not_run: dict[str, Counter[str]] = {stage: Counter() for stage in STAGES}
 
     @staticmethod
     def examples(stage: str, doc: Any) -> list[Example]:
@@ -89,10 +87,7 @@ class LlavaVideoView(View):
     def add_video(self, entry: VideoEntry, ready: bool) -> None:
         if not ready:
             return
-        for stage in STAGES:
-            run = entry.run(stage)
-            if run is not None and run.result.get("not_run"):
-                self.not_run[stage][run.result["not_run"]] += 1
+        self.count_not_run(entry)
         captions = entry.derived.get("video_captions")
         if not captions:
             return

@@ -35,7 +35,6 @@ DATASET = f"{FOLDER}/dataset.jsonl"
 GRPO = f"{FOLDER}/grpo.jsonl"
 MCQ = f"{FOLDER}/mcq.json"
 MANIFEST = f"{FOLDER}/manifest.json"
-QA_STAGES = ("qa_cycles", "qa_mcq")
 SYSTEM = ("You are watching an educational video. It asked a question and paused for the viewer. Answer the "
           "question from the frames of the pause and what was said before it, in a few words.")
 DATASET_FIELDS = ("transcript", "question", "answer", "frames", "video_path", "season", "episode", "entry_id")
@@ -87,15 +86,11 @@ class SosView(View):
         self.spools = {name: Spool(vc.tmp / f"sos-{name}") for name in ("dataset", "grpo", "mcq", "labels", "frames")}
         self.counts: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
-        self.not_run: dict[str, Counter[str]] = {stage: Counter() for stage in QA_STAGES}
 
     def add_video(self, entry: VideoEntry, ready: bool) -> None:
         if not ready:
             return
-        for stage in QA_STAGES:
-            run = entry.run(stage)
-            if run is not None and run.result.get("not_run"):
-                self.not_run[stage][run.result["not_run"]] += 1
+        self.count_not_run(entry)
         cycles = entry.derived.get("qa_cycles")
         if cycles is None:
             return

@@ -11,6 +11,7 @@ dataset derived from the corpus is one module with a ``View`` subclass and one l
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
@@ -65,6 +66,14 @@ class View:
 
     def __init__(self, vc: ViewContext) -> None:
         self.vc = vc
+        # why each stage the view is made of did not run, by reason, over the videos it was handed
+        self.not_run: dict[str, Counter[str]] = {p.stage: Counter() for p in self.produced_by}
+
+    def count_not_run(self, entry: VideoEntry) -> None:
+        for stage, reasons in self.not_run.items():
+            run = entry.run(stage)
+            if run is not None and run.result.get("not_run"):
+                reasons[run.result["not_run"]] += 1
 
     @classmethod
     def enabled(cls, exp: ExportSettings) -> bool:
