@@ -19,7 +19,8 @@ from export_helpers import ClipSpec, add_done_video, add_knowledge_point
 from media_helpers import register_downloaded
 from textbook import qa_cycles
 from textbook.artifacts import read_input
-from textbook.config import QaSettings, load_settings
+from textbook.config import load_settings
+from textbook.datasets.sos import QaSettings
 from textbook.context import Context
 from textbook.demo.render import LECTURES, Lecture, State, render_lecture
 from textbook.export import compact, export_dataset, validate_dataset

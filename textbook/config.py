@@ -289,75 +289,6 @@ class VisualFilterSettings:
 
 
 @dataclass(frozen=True)
-class QaSettings:
-    """Question-pause-answer cycles (SoSVQA, "Structure Over Scale"): a question, a pause, then its
-    answer, found from the audio's silences and the transcript by the public code's rules."""
-
-    enabled: bool = knob(True)  # for every video; off: only for the knowledge points listed below
-    knowledge_points: tuple[str, ...] = knob(())  # knowledge point ids it runs for while enabled is off
-    # audio: silences of the extracted WAV (the public code); gap: gaps between transcript segments,
-    # for captioned videos whose music bed never falls silent
-    detector: str = knob("audio", choices=("audio", "gap"))
-    silence_db: float = knob(-40.0, le=0)  # RMS under this, relative to the loudest frame, is silence
-    min_pause_s: float = knob(1.0, gt=0)
-    max_pause_s: float = knob(600.0, gt=0)  # longer silences are breaks, not pauses (dropped)
-    question_window_s: float = knob(10.0, gt=0)  # the question ends at most this long before the pause
-    answer_window_s: float = knob(10.0, gt=0)  # the answer starts at most this long after it
-    # SoS falls back to the last segment before the pause when none is a question; in lectures
-    # every breath would then become a cycle, so it is off by default
-    question_fallback: bool = knob(False)
-    context_window_s: float = knob(60.0, gt=0)  # transcript before the question given as context
-    frame_fps: float = knob(0.25, gt=0, le=30)  # pause frames per second of pause
-    max_frames: int = knob(4, ge=1, le=64)
-    frame_max_height: int = knob(448, ge=64)
-    jpeg_quality: int = knob(90, ge=1, le=100)
-
-
-@dataclass(frozen=True)
-class QaMcqSettings:
-    """The optional multiple-choice step: an LLM turns each cycle's answer into a short answer and
-    three distractors, at temperature 0 (SoS used 0.5: 0 keeps re-runs stable). Backend none: no
-    multiple-choice questions, and the run says so."""
-
-    llm: ModelSettings = field(default_factory=lambda: ModelSettings(max_new_tokens=200))
-    seed: int = knob(42)  # shuffles the choices
-
-
-@dataclass(frozen=True)
-class SlideVqaSettings:
-    """The M4-Instruct view's model-based task: an LLM writes a question over consecutive slides'
-    text that two or more of them answer. Backend none: the view has its four model-free tasks."""
-
-    llm: ModelSettings = field(default_factory=lambda: ModelSettings(max_new_tokens=300))
-    enabled: bool = knob(True)  # for every video (with an LLM); off: only for the knowledge points below
-    knowledge_points: tuple[str, ...] = knob(())
-    images_per_item: int = knob(3, ge=2, le=4)
-    max_items: int = knob(8, ge=1, le=100)  # a video's questions at most
-
-
-@dataclass(frozen=True)
-class VideoCaptionSettings:
-    """LLaVA-Video-178K's three-level recurrent captions of segments of at most ``max_segment_s``
-    (the release's videos are 0-3 min), sampled at 1 fps. Backend none: not captioned, and said."""
-
-    vlm: ModelSettings = field(default_factory=ModelSettings)
-    enabled: bool = knob(True)  # for every video (with a VLM); off: only for the knowledge points below
-    knowledge_points: tuple[str, ...] = knob(())
-    grounding: bool = knob(False)  # beyond the paper: the interval's narration and OCR in level-1 prompts
-    max_segment_s: float = knob(180.0, gt=0, le=600)
-
-
-@dataclass(frozen=True)
-class VideoQaSettings:
-    """LLaVA-Video-178K's 16 question types, open-ended and multiple choice, from each segment's
-    final caption; near-duplicate questions (MiniLM cosine) removed."""
-
-    llm: ModelSettings = field(default_factory=lambda: ModelSettings(max_new_tokens=400))
-    embedder: ModelSettings = field(default_factory=lambda: ModelSettings(backend="minilm"))
-    dedup_threshold: float = knob(0.9, ge=-1, le=1)
-
-
-@dataclass(frozen=True)
 class ExportSettings:
     # default <data_root>/dataset; s3://bucket/prefix: staged in <data_root>/dataset, then synced
     root: str = knob("", operational=True)
@@ -485,16 +416,34 @@ class Settings:
     keyframes: KeyframeSettings = field(default_factory=KeyframeSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
     visual_filter: VisualFilterSettings = field(default_factory=VisualFilterSettings)
-    qa: QaSettings = field(default_factory=QaSettings)
-    qa_mcq: QaMcqSettings = field(default_factory=QaMcqSettings)
-    slide_vqa: SlideVqaSettings = field(default_factory=SlideVqaSettings)
-    video_captions: VideoCaptionSettings = field(default_factory=VideoCaptionSettings)
-    video_qa: VideoQaSettings = field(default_factory=VideoQaSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     dags: DagSettings = field(default_factory=DagSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
+    # The sections registered datasets add (textbook.datasets), each at the top level like the ones
+    # above (``settings.qa``, ``qa:`` in YAML); a section not given is its defaults.
+    dataset_sections: tuple[tuple[str, Any], ...] = field(default=(), metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        from textbook.datasets import section_types
+
+        given = dict(self.dataset_sections)
+        types = section_types()
+        unknown = sorted(set(given) - set(types))
+        if unknown:
+            raise ConfigError(f"settings: unknown section(s) {', '.join(unknown)}; datasets add: {', '.join(types)}")
+        core = [name for name in types if name in {f.name for f in dataclasses.fields(self)}]
+        if core:
+            raise ConfigError(f"settings: dataset section(s) {', '.join(core)} clash with the pipeline's own")
+        object.__setattr__(self, "dataset_sections", tuple((name, given.get(name) or cls()) for name, cls in types.items()))
+
+    def __getattr__(self, name: str) -> Any:
+        """A dataset's section, by name (only asked for names that are not fields)."""
+        for section, value in self.__dict__.get("dataset_sections", ()):
+            if section == name:
+                return value
+        raise AttributeError(f"settings have no section {name!r}")
 
     @property
     def data_path(self) -> Path:
@@ -526,11 +475,14 @@ class Settings:
                       for name in sections})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every section at the top level, the datasets' included: what ``load_settings`` reads back."""
+        out = dataclasses.asdict(self)
+        del out["dataset_sections"]
+        return {**out, **{name: dataclasses.asdict(section) for name, section in self.dataset_sections}}
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with top-level fields or whole sections (as dicts of overrides) replaced."""
-        return _build(Settings, _merge(self.to_dict(), changes), "settings")
+        return _build_settings(_merge(self.to_dict(), changes), "settings")
 
 
 def _fields(section: Any) -> list[tuple[dataclasses.Field, Any]]:
@@ -609,11 +561,32 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def _build_settings(data: Mapping[str, Any], where: str) -> Settings:
+    """Settings from a mapping whose top level mixes the pipeline's sections and the datasets'."""
+    from textbook.datasets import section_types
+
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    types = section_types()
+    core = {k: v for k, v in data.items() if k not in types}
+    if "dataset_sections" in core:
+        raise ConfigError(f"{where}: unknown key dataset_sections (a dataset's section is a top-level key)")
+    sections = tuple((name, _build(cls, data[name] or {}, f"{where}.{name}")) for name, cls in types.items()
+                     if name in data)
+    try:
+        settings = _build(Settings, core, where)
+    except ConfigError as exc:
+        if str(exc).startswith(f"{where}: unknown key(s)"):
+            raise ConfigError(f"{exc}; and the datasets': {', '.join(types)}") from None
+        raise
+    return dataclasses.replace(settings, dataset_sections=sections)
+
+
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
@@ -665,4 +638,4 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         data = loaded
     data = _merge(data, _env_overrides(environ))
     data = _merge(data, overrides)
-    return _build(Settings, data, where)
+    return _build_settings(data, where)

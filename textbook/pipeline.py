@@ -9,8 +9,8 @@ from typing import Callable, Iterable, Mapping
 
 from textbook.context import Context
 from textbook.runner import Outcome, StageBusy, StageFailed, is_current, run_stage
-from textbook.stages import (audio, clips, download, filters, keyframes, llava_video, metadata, ocr, qa, refine,
-                             slide_vqa, transcript, visual_filter)
+from textbook import datasets
+from textbook.stages import audio, clips, download, filters, keyframes, metadata, ocr, refine, transcript, visual_filter
 from textbook.sources.local import source_stamp
 from textbook.stages.base import Stage
 from textbook.state import StageRun
@@ -18,6 +18,7 @@ from textbook.state.snapshot import make_snapshot, same_result
 
 log = logging.getLogger(__name__)
 
+# The corpus's stages, then each registered dataset's (textbook.datasets), in the task plan's order.
 STAGES: tuple[Stage, ...] = (
     metadata.STAGE,
     download.STAGE,
@@ -29,11 +30,7 @@ STAGES: tuple[Stage, ...] = (
     keyframes.STAGE,
     ocr.STAGE,
     visual_filter.STAGE,
-    qa.CYCLES,
-    qa.MCQ,
-    slide_vqa.STAGE,
-    llava_video.CAPTIONS,
-    llava_video.QA,
+    *datasets.stages(),
 )
 _BY_NAME = {s.name: s for s in STAGES}
 

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from textbook.config import QaSettings
+from textbook.datasets.sos import QaSettings
 from textbook.records import Segment
 
 FRAME_S = 0.02  # RMS frames of 20 ms: pause bounds to within a frame, far inside the 0.3 s asked

@@ -9,6 +9,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from textbook import datasets
+from textbook.taskspec import TaskSpec
+
 if TYPE_CHECKING:  # not at import time: DAG files import TASK_PLAN, and the state layer costs them 0.2 s each
     from textbook.config import Settings
     from textbook.context import Context
@@ -60,25 +63,10 @@ def search(kp_id: str, ctx: Context | None = None, options: "RunOptions | None" 
     return ids
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """One orchestrator task: a few consecutive stages that belong on the same kind of worker.
-
-    Its id is its stages' names joined (``audio_transcript``), so the library, the DAG, the
-    plugin, the CLI and the docs all say which stages a task runs."""
-
-    stages: tuple[str, ...]
-    queue: str = "default"  # "gpu" for stages that run a model
-    network: bool = False  # talks to the outside world: retried with backoff
-
-    @property
-    def task_id(self) -> str:
-        return "_".join(self.stages)
-
-
-# The per-video chain as orchestrators run it. tests/test_tasks.py checks it covers the pipeline's
-# stages in order and agrees with each stage's model/network flags.
-TASK_PLAN: tuple[TaskSpec, ...] = (
+# The per-video chain as orchestrators run it: the corpus's stages, then each registered dataset's
+# (textbook.datasets). tests/test_tasks.py checks it covers the pipeline's stages in order and
+# agrees with each stage's model/network flags.
+CORPUS_TASKS: tuple[TaskSpec, ...] = (
     TaskSpec(("metadata", "download"), network=True),  # the metadata filter: nothing dropped is downloaded
     TaskSpec(("audio", "transcript"), queue="gpu"),
     TaskSpec(("filters", "refine"), queue="gpu", network=True),
@@ -86,11 +74,12 @@ TASK_PLAN: tuple[TaskSpec, ...] = (
     TaskSpec(("keyframes",)),
     TaskSpec(("ocr",)),
     TaskSpec(("visual_filter",), queue="gpu"),
-    TaskSpec(("qa_cycles", "qa_mcq"), network=True),  # an LLM endpoint, when one is set
-    TaskSpec(("slide_vqa",), queue="gpu", network=True),  # an LLM, local or behind an endpoint
-    TaskSpec(("video_captions", "video_qa"), queue="gpu", network=True),  # a VLM, then an LLM
 )
+TASK_PLAN: tuple[TaskSpec, ...] = (*CORPUS_TASKS, *datasets.tasks())
 STAGE_NAMES = tuple(s for t in TASK_PLAN for s in t.stages)  # the pipeline's, without importing its stages
+_TAKEN = sorted({s for t in datasets.tasks() for s in t.stages} & {s for t in CORPUS_TASKS for s in t.stages})
+if _TAKEN:
+    raise datasets.DatasetError(f"dataset stage(s) {', '.join(_TAKEN)} have the name of a corpus stage")
 SOURCES = ("youtube", "urls", "local")  # search.source's choices
 
 

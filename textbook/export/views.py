@@ -6,7 +6,7 @@ plugin counts and browses them from the state database, before any export.
 A compaction reads every video once, in reading order, and packs its clips into samples; it hands
 each view every video (``add_video``) and every packed sample with its OBELICS row
 (``add_sample``), then lets each write its files in the published order (``write``). A new
-dataset derived from the corpus is one module with a ``View`` subclass and one line in ``VIEWS``.
+dataset derived from the corpus declares its view in its ``textbook.datasets`` declaration.
 """
 
 from __future__ import annotations
@@ -120,13 +120,8 @@ def derived() -> list[tuple[type[View], Produced]]:
 
 
 def registered() -> list[type[View]]:
-    """Every view, in the order the card lists them and the validator checks them."""
-    from textbook.export.clipview import ClipView
-    from textbook.export.insi_sim_view import InSiSimView
-    from textbook.export.llava_video import LlavaVideoView
-    from textbook.export.m4instruct import M4View
-    from textbook.export.obelics import ObelicsView
-    from textbook.export.sos import SosView
-    from textbook.export.wds import WdsView
+    """Every registered dataset's view (textbook.datasets), in the order the card lists them and the
+    validator checks them."""
+    from textbook.datasets import views
 
-    return [ObelicsView, ClipView, WdsView, M4View, SosView, LlavaVideoView, InSiSimView]
+    return views()

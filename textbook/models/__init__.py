@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from textbook import datasets
 from textbook.models import (  # noqa: F401 - each registers its backends
     builtin, embedders, openai, transformers_chat, transformers_vision)
 from textbook.models.registry import BackendError, backends, build, cache_key, load, register
@@ -63,22 +64,6 @@ def visual_caption_uses(settings: Any) -> tuple[ModelUse, ModelUse]:
     return ModelUse("vlm", v.vlm, "visual_filter.vlm"), ModelUse("text_embedder", v.embedder, "visual_filter.embedder")
 
 
-def video_caption_use(settings: Any) -> ModelUse:
-    """The VLM of LLaVA-Video's recurrent captions."""
-    return ModelUse("vlm", settings.video_captions.vlm, "video_captions.vlm")
-
-
-def video_qa_uses(settings: Any) -> tuple[ModelUse, ModelUse]:
-    """The LLM that asks LLaVA-Video's questions from a final caption, and the embedder deduplicating them."""
-    q = settings.video_qa
-    return ModelUse("llm", q.llm, "video_qa.llm"), ModelUse("text_embedder", q.embedder, "video_qa.embedder")
-
-
-def slide_vqa_use(settings: Any) -> ModelUse:
-    """The LLM that writes the M4-Instruct view's multi-slide questions."""
-    return ModelUse("llm", settings.slide_vqa.llm, "slide_vqa.llm")
-
-
 def ocr_vlm_use(settings: Any) -> ModelUse:
     """The VLM the ``vlm`` OCR backend asks (``ocr.vlm``)."""
     return ModelUse("vlm", settings.ocr.vlm, "ocr.vlm")
@@ -86,7 +71,8 @@ def ocr_vlm_use(settings: Any) -> ModelUse:
 
 def configured(settings: Any) -> list[ModelUse]:
     """The models the GPU queue's stages will load under ``settings`` (the drift guard's embedder
-    only where a refiner runs, the visual filter's models where its backend uses them). The OCR's VLM is not
+    only where a refiner runs, the visual filter's models where its backend uses them, and those
+    each registered dataset declares). The OCR's VLM is not
     among them: the ocr task runs on the default queue (tesseract is CPU work), where a served VLM
     (``openai``) is the way to run it in a cluster."""
     uses = refine_uses(settings)
@@ -97,10 +83,4 @@ def configured(settings: Any) -> list[ModelUse]:
         out.append(visual_filter_use())
     if settings.visual_filter.backend == "caption":
         out.extend(visual_caption_uses(settings))
-    if settings.slide_vqa.llm.backend != "none":
-        out.append(slide_vqa_use(settings))
-    if settings.video_captions.vlm.backend != "none":
-        out.append(video_caption_use(settings))
-        if settings.video_qa.llm.backend != "none":
-            out += list(video_qa_uses(settings))
-    return out
+    return out + datasets.model_uses(settings)

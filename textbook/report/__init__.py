@@ -5,7 +5,7 @@ why, failures by category), a page per video (a kept one as its interleaved clip
 beside transcript and OCR; a dropped one with its verdicts and what was collected), packed samples
 as the trainer reads them, time per stage and per hour of video, a near-duplicate image audit, and
 the dataset card's statistics with distribution plots (every filter score against its threshold), and
-the instruction (``m4/``), question-pause-answer (``sos/``) and LLaVA-Video (``llava_video/``) views. It is built from the exported files only
+a page per derived dataset that declares one (textbook.datasets: ``m4/``, ``sos/``, ``llava_video/``). It is built from the exported files only
 (``videos.jsonl``, ``clips/``, ``obelics/``, ``images/``), so it works on any dataset folder, and
 opens from disk: relative links, inline CSS, nothing fetched. The same dataset gives the same bytes.
 """
@@ -16,17 +16,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from textbook.datasets import report_pages
 from textbook.report.browse import duplicates_page, sample_page
-from textbook.report.cycles import CYCLES_PAGE, cycles_page, load_cycles
-from textbook.report.cycles import summary as cycles_summary
 from textbook.report.data import Dataset, ReportInputError, load_dataset
 from textbook.report.dedup import audit
-from textbook.report.instructions import INSTRUCTIONS_PAGE, instructions_page, load_records, summary
 from textbook.report.pages import DUPLICATES_PAGE, index_page, sample_page_path, video_page_path
 from textbook.report.plots import draw, plots
 from textbook.report.video import video_page
-from textbook.report.video_captions import CAPTIONS_PAGE, captions_page, load_segments
-from textbook.report.video_captions import summary as captions_summary
 
 __all__ = ["REPORT_FOLDER", "ReportInputError", "write_report"]
 
@@ -46,18 +42,13 @@ def _build(data: Dataset, out: Path) -> None:
             draw(chart, out / chart.file)
     existing = _existing_images(data)
     dupes = audit(data.root, sorted(existing))
-    records = load_records(data.root)
-    cycles = load_cycles(data.root)
-    segments = load_segments(data.root)
+    derived = [(p, p.load(data.root)) for p in report_pages()]
     (out / "index.html").write_text(index_page(data, charts, dupes, has_card=(data.root / "README.md").is_file(),
-                                               instructions=summary(records) + cycles_summary(cycles)
-                                               + captions_summary(segments)),
+                                               instructions="".join(p.summary(items) for p, items in derived)),
                                     encoding="utf-8")
-    (out / INSTRUCTIONS_PAGE).write_text(instructions_page(records), encoding="utf-8")
-    if cycles:
-        (out / CYCLES_PAGE).write_text(cycles_page(cycles), encoding="utf-8")
-    if segments:
-        (out / CAPTIONS_PAGE).write_text(captions_page(segments), encoding="utf-8")
+    for p, items in derived:
+        if items:
+            (out / p.file).write_text(p.render(items), encoding="utf-8")
     (out / DUPLICATES_PAGE).write_text(duplicates_page(dupes), encoding="utf-8")
     (out / "videos").mkdir()
     for video in data.videos:

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from textbook.report.data import ReportInputError
+from textbook.report.dataset_pages import ReportPage
 from textbook.report.pages import page, thumb
 
 CYCLES_PAGE = "cycles.html"
@@ -84,3 +85,6 @@ def cycles_page(cycles: list[dict[str, Any]]) -> str:
     if len(cycles) > SHOWN:
         parts.append(f"<p class=\"muted\">{len(cycles) - SHOWN} more not shown.</p>\n")
     return page("Question-pause-answer cycles", "".join(parts))
+
+
+PAGE = ReportPage(CYCLES_PAGE, load_cycles, summary, cycles_page)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from textbook.report.data import dataset_path
+from textbook.report.dataset_pages import ReportPage
 from textbook.report.pages import page, table, thumb
 
 INSTRUCTIONS_PAGE = "instructions.html"
@@ -68,3 +69,6 @@ def instructions_page(records: list[dict[str, Any]]) -> str:
         if len(rs) > SHOWN_PER_TASK:
             parts.append(f"<p class=\"muted\">{len(rs) - SHOWN_PER_TASK} more not shown.</p>\n")
     return page("Instruction records", "".join(parts))
+
+
+PAGE = ReportPage(INSTRUCTIONS_PAGE, load_records, summary, instructions_page)

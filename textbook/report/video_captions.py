@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from textbook.export.llava_video import BUCKETS, FOLDER, array_path, data_source, meta_path
+from textbook.report.dataset_pages import ReportPage
 from textbook.report.pages import page, url
 
 CAPTIONS_PAGE = "video_captions.html"
@@ -67,3 +68,6 @@ def captions_page(segments: list[dict[str, Any]]) -> str:
     if len(segments) > SHOWN:
         parts.append(f"<p class=\"muted\">{len(segments) - SHOWN} more not shown.</p>\n")
     return page("Video captions and questions", "".join(parts))
+
+
+PAGE = ReportPage(CAPTIONS_PAGE, load_segments, summary, captions_page)

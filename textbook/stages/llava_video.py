@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from textbook import models, recurrent_captions, video_qa
+from textbook import recurrent_captions, video_qa
+from textbook.datasets import llava_video as declared
 from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.media import probe, run_ffmpeg
@@ -72,7 +73,7 @@ def run_captions(video: Video, ctx: Context) -> StageResult:
         return StageResult(summary={"not_run": off})
     if cfg.vlm.backend == "none":
         return StageResult(summary={"not_run": "no VLM configured (video_captions.vlm.backend: none)"})
-    vlm = models.video_caption_use(ctx.settings).load(ctx)
+    vlm = declared.caption_use(ctx.settings).load(ctx)
     clips = read_input(ctx, vid, "clips")["clips"]
     media_key = read_input(ctx, vid, "download", "info.json")["media_key"]
     shown = on_screen(ctx, vid) if cfg.grounding else []
@@ -105,7 +106,7 @@ def run_qa(video: Video, ctx: Context) -> StageResult:
     before = ctx.db.run(vid, "video_captions")
     if before is not None and before.result.get("not_run"):
         return StageResult(summary={"not_run": f"video_captions did not run: {before.result['not_run']}"})
-    llm_use, embedder_use = models.video_qa_uses(ctx.settings)
+    llm_use, embedder_use = declared.qa_uses(ctx.settings)
     llm = llm_use.load(ctx)
     if llm is None:
         return StageResult(summary={"not_run": "no LLM configured (video_qa.llm.backend: none)"})

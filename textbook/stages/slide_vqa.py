@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from textbook import models
+from textbook.datasets import m4instruct
 from textbook.artifacts import output_key, read_input
 from textbook.context import Context
 from textbook.llm_json import first_object
@@ -84,7 +84,7 @@ def run(video: Video, ctx: Context) -> StageResult:
     off = switched_off("slide_vqa", cfg, vid, ctx)
     if off:
         return StageResult(summary={"not_run": off})
-    llm = models.slide_vqa_use(ctx.settings).load(ctx)
+    llm = m4instruct.llm_use(ctx.settings).load(ctx)
     if llm is None:
         return StageResult(summary={"not_run": "no LLM configured (slide_vqa.llm.backend: none)"})
     clips = {c["index"]: c for c in read_input(ctx, vid, "clips")["clips"]}
