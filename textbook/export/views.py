@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
-from textbook.config import ExportSettings, Settings
-from textbook.export.packing import Sample
-from textbook.store import ArtifactStore
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a dataset module subclasses View: importing it must stay cheap at DAG-parse time
+    from textbook.config import ExportSettings, Settings
+    from textbook.export.packing import Sample
+    from textbook.store import ArtifactStore
     from textbook.export.files import DatasetWriter
     from textbook.export.validate import Checker
     from textbook.export.videos import VideoEntry
