@@ -114,3 +114,16 @@ print(json.dumps({"progress": [asdict(l) for l in dataset_progress(ctx) if l.vie
     assert got["ran"] == sorted(done)  # the DAG's outline task ran on every kept video
     [line] = got["progress"]
     assert (line["stage"], line["videos"], line["items"]) == ("outline", len(done), len(titles))
+
+
+def test_a_declaration_whose_tasks_do_not_run_its_stages_is_refused(tmp_path):
+    env = installed(tmp_path)
+    module = tmp_path / "site" / "outline.py"
+    module.write_text(module.read_text().replace('tasks=(TaskSpec(("outline",)),)',
+                                                 'tasks=(TaskSpec(("outline",), queue="gpu"),)'))
+    out = python("import textbook.pipeline", env)
+    assert "dataset outline: task outline must be on the gpu queue exactly when one of its stages runs a model" \
+        in out.stderr
+    module.write_text(module.read_text().replace('stages=("outline:run",)', 'stages=("outline:titles",)'))
+    out = python("import textbook.pipeline", env)
+    assert "dataset outline: its stages" in out.stderr and "are not the ones its tasks run" in out.stderr

@@ -127,6 +127,12 @@ def stages() -> list[Stage]:
         if [getattr(s, "name", None) for s in loaded] != named:
             raise DatasetError(f"dataset {d.name}: its stages {[getattr(s, 'name', s) for s in loaded]} are not the "
                                f"ones its tasks run, in order: {named}")
+        by_name = {s.name: s for s in loaded}
+        for t in d.tasks:
+            runs_model = any(by_name[s].model for s in t.stages)
+            if (t.queue == "gpu") != runs_model or t.network < any(by_name[s].network for s in t.stages):
+                raise DatasetError(f"dataset {d.name}: task {t.task_id} must be on the gpu queue exactly when one of "
+                                   f"its stages runs a model, and network when one talks to the outside world")
         out += loaded
     return out
 
